@@ -1,0 +1,39 @@
+// The decoder registry: one line per decoder. `fieldproof decode --list`
+// prints these; sources route frames to them by their `match` fields.
+// Adding a format: write decoders/<id>.ts, <id>.vectors.ts, <id>.test.ts and
+// add one import and one entry below (CONTRIBUTING.md).
+
+import type { Decoder, RawFrame, RegisteredDecoder } from '../core/decoder.ts'
+
+export const DECODERS: readonly RegisteredDecoder[] = [
+  // --- BLE ---
+  // --- LoRaWAN payloads ---
+  // --- MQTT firmware formats ---
+]
+
+export function findDecoder(id: string): Decoder | undefined {
+  return DECODERS.find((d) => d.decoder.id === id)?.decoder
+}
+
+function topicMatches(pattern: string, topic: string): boolean {
+  const p = pattern.split('/')
+  const t = topic.split('/')
+  for (let i = 0; i < p.length; i++) {
+    if (p[i] === '#') return true
+    if (i >= t.length) return false
+    if (p[i] !== '+' && p[i] !== t[i]) return false
+  }
+  return p.length === t.length
+}
+
+/** The decoders whose match fields fit a frame, most specific first. */
+export function decodersFor(frame: Omit<RawFrame, 'bytes'>): Decoder[] {
+  return DECODERS.map((d) => d.decoder).filter((d) => {
+    const m = d.match
+    if (m.transport !== frame.transport) return false
+    if (m.serviceDataUuid !== undefined && m.serviceDataUuid !== frame.serviceDataUuid) return false
+    if (m.manufacturerId !== undefined && m.manufacturerId !== frame.manufacturerId) return false
+    if (m.topic !== undefined && (frame.topic === undefined || !topicMatches(m.topic, frame.topic))) return false
+    return true
+  })
+}
