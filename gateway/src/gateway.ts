@@ -1,0 +1,180 @@
+// The composition root: the only module that wires config, identity, store,
+// pipeline, sources, sinks and the API together. `fieldproof start` runs it.
+
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Logger } from 'pino'
+import { signBatchHeader } from './core/batch.ts'
+import type { Hex } from './core/types.ts'
+import type { LoadedConfig } from './config/load.ts'
+import { parseListenAddress } from './config/schema.ts'
+import { loadOrCreateKey } from './identity/key-file.ts'
+import { loadOrCreateSecret } from './identity/secret-file.ts'
+import { createLogger, RateLimitedLog } from './log/logger.ts'
+import { ApiServer } from './api/server.ts'
+import { ReadingBus } from './pipeline/bus.ts'
+import { Clock } from './pipeline/clock.ts'
+import { MetricsRegistry } from './pipeline/metrics.ts'
+import { Pipeline } from './pipeline/pipeline.ts'
+import type { Source, SourceContext } from './pipeline/source.ts'
+import { SimSource } from './sources/sim/sim.ts'
+import { Store } from './store/store.ts'
+
+export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+
+export const DB_FILE = 'fieldproof.db'
+
+export interface GatewayOptions {
+  readonly loaded: LoadedConfig
+  readonly log?: Logger
+}
+
+export interface StartedGateway {
+  readonly address: Hex
+  readonly api: { host: string; port: number }
+  readonly keyCreated: boolean
+  readonly tokenFile: string
+}
+
+export class Gateway {
+  readonly loaded: LoadedConfig
+  readonly log: Logger
+  readonly metrics = new MetricsRegistry()
+  readonly bus = new ReadingBus()
+  readonly clock: Clock
+  store: Store | undefined
+  pipeline: Pipeline | undefined
+  api: ApiServer | undefined
+  readonly sources: Source[] = []
+  #abort = new AbortController()
+  #running: Promise<void>[] = []
+  #address: Hex | undefined
+
+  constructor(o: GatewayOptions) {
+    this.loaded = o.loaded
+    const c = o.loaded.config
+    this.log = o.log ?? createLogger({ level: c.gateway.log_level, name: c.gateway.name })
+    this.clock = new Clock({ syncCheck: c.clock.sync_check })
+  }
+
+  get address(): Hex | undefined {
+    return this.#address
+  }
+
+  async start(): Promise<StartedGateway> {
+    const c = this.loaded.config
+    const log = this.log
+    const key = loadOrCreateKey(c.identity.key_file)
+    this.#address = key.address
+    if (key.created) log.info({ address: key.address, keyFile: c.identity.key_file }, 'generated the gateway key')
+    const token = loadOrCreateSecret(c.api.token_file, () => randomBytes(32).toString('base64url'))
+
+    const store = new Store(join(c.gateway.state_dir, DB_FILE))
+    this.store = store
+    const privateKey = key.privateKey
+    const rejects = new RateLimitedLog(log)
+    const pipeline = new Pipeline({
+      store,
+      bus: this.bus,
+      metrics: this.metrics,
+      signer: { address: key.address, sign: (h) => signBatchHeader(h, privateKey) },
+      batchMaxReadings: c.batch.max_readings,
+      batchMaxAgeMs: c.batch.max_age_seconds * 1000,
+      maxPending: c.store.max_pending,
+      commitMaxReadings: c.store.commit_max_readings,
+      retentionMs: c.store.retention_hours * 3_600_000,
+      maxBytes: c.store.max_bytes,
+      onError: (err, where) => log.error({ err, where }, 'pipeline error'),
+    })
+    this.pipeline = pipeline
+    this.bus.onBatch((b) => log.debug({ batchId: b.header.batchId.toString(), count: b.header.count }, 'batch sealed'))
+
+    const listen = parseListenAddress(c.api.listen)
+    if (!listen.ok) throw new Error(listen.reason)
+    this.api = new ApiServer({
+      pipeline,
+      clock: this.clock,
+      metrics: this.metrics,
+      log,
+      rejects,
+      token: token.value,
+      maxBodyBytes: c.api.max_body_bytes,
+      maxReadingsPerRequest: c.api.max_readings_per_request,
+      httpSourceEnabled: c.sources.http.enabled,
+      status: () => this.status(),
+    })
+    const api = await this.api.listen(listen.value.host, listen.value.port)
+
+    if (c.sources.sim.enabled) {
+      this.sources.push(new SimSource({ sensors: c.sources.sim.sensors, intervalMs: c.sources.sim.interval_ms, kinds: c.sources.sim.kinds }))
+    }
+    const ctx: SourceContext = {
+      ingest: (r) => pipeline.ingest(r),
+      now: () => this.clock.now(),
+      log,
+      metrics: this.metrics,
+      bus: this.bus,
+    }
+    for (const s of this.sources) {
+      const child = log.child({ source: s.id })
+      this.#running.push(
+        s.start({ ...ctx, log: child }, this.#abort.signal).catch((err: unknown) => {
+          child.error({ err }, 'source stopped with an error')
+        }),
+      )
+    }
+    log.info(
+      { address: key.address, api: `http://${api.host}:${api.port}`, simulation: this.loaded.simulation, stateDir: c.gateway.state_dir, sources: this.sources.map((s) => s.id) },
+      'gateway started',
+    )
+    return { address: key.address, api, keyCreated: key.created, tokenFile: c.api.token_file }
+  }
+
+  status(): Record<string, unknown> {
+    const c = this.loaded.config
+    const store = this.store
+    const p = this.pipeline
+    const stats = store?.stats()
+    return {
+      version: VERSION,
+      gateway: { name: c.gateway.name, address: this.#address },
+      simulation: this.loaded.simulation,
+      clock: { state: this.clock.state, bootId: this.clock.bootId, wallMs: Date.now() },
+      counts: {
+        readings: stats?.readings ?? 0,
+        firstSeq: stats?.firstSeq?.toString() ?? null,
+        lastSeq: stats?.lastSeq.toString() ?? '0',
+        batches: stats?.batches ?? 0,
+        lastBatchId: stats?.lastBatchId.toString() ?? '0',
+        pending: p?.state.pending ?? 0,
+        openBatch: p?.state.open ?? 0,
+      },
+      store: {
+        usedBytes: stats?.usedBytes ?? 0,
+        fileBytes: stats?.fileBytes ?? 0,
+        walBytes: stats?.walBytes ?? 0,
+        maxBytes: c.store.max_bytes,
+        full: p?.state.storeFull ?? false,
+        retentionHours: c.store.retention_hours,
+      },
+      sinks: [] as unknown[],
+      sources: Object.fromEntries(this.sources.map((s) => [s.id, s.status?.() ?? {}])),
+    }
+  }
+
+  /**
+   * Graceful shutdown: stop intake (sources, then the API), commit what is
+   * queued, seal the open batch, close the store.
+   */
+  async stop(): Promise<void> {
+    this.#abort.abort()
+    await Promise.allSettled(this.#running)
+    // Let in-flight HTTP requests finish their commit before closing.
+    const closing = this.api?.close()
+    this.pipeline?.stop()
+    await closing
+    this.store?.close()
+    this.log.info('gateway stopped')
+  }
+}

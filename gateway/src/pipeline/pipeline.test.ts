@@ -1,0 +1,207 @@
+import t, { type Test } from 'tap'
+import Database from 'better-sqlite3'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { verifySignedBatch } from '../core/batch.ts'
+import { buildMerkleTree } from '../core/merkle.ts'
+import { bytesToHex } from '../core/hex.ts'
+import { isFieldproofError } from '../core/errors.ts'
+import { Store } from '../store/store.ts'
+import { openPipeline, reading, TEST_ADDRESS } from '../../../test/helpers/readings.ts'
+import { signedBatchFromRow } from './proofs.ts'
+import type { Histogram, Counter } from './metrics.ts'
+
+/** Every batch in the store: signature valid, root = tree of its leaves, linked to the previous one. */
+function checkChain(t: Test, store: Store): number {
+  let prevHash = '0x' + '00'.repeat(32)
+  let expectedFirst = 1n
+  let n = 0
+  for (const b of store.batchesAfter(0n, 1_000_000)) {
+    const s = signedBatchFromRow(b)
+    if (!verifySignedBatch(s)) t.fail(`batch ${b.id} signature`)
+    if (s.header.gateway !== TEST_ADDRESS) t.fail(`batch ${b.id} signer`)
+    const leaves = store.leaves(b.firstSeq, b.lastSeq)
+    if (leaves.length !== b.count || BigInt(b.count) !== b.lastSeq - b.firstSeq + 1n) t.fail(`batch ${b.id} count`)
+    if (bytesToHex(buildMerkleTree(leaves.map((l) => l.leaf)).root) !== s.header.merkleRoot) t.fail(`batch ${b.id} root`)
+    if (s.header.prevBatchHash !== prevHash) t.fail(`batch ${b.id} prev link`)
+    if (b.firstSeq !== expectedFirst) t.fail(`batch ${b.id} starts at ${b.firstSeq}, expected ${expectedFirst}`)
+    prevHash = s.hash
+    expectedFirst = b.lastSeq + 1n
+    n++
+  }
+  return n
+}
+
+t.test('the store runs WAL with synchronous=FULL and migrates', async (t) => {
+  const dir = t.testdir()
+  const store = new Store(join(dir, 'x.db'))
+  t.equal(String(store.db.pragma('journal_mode', { simple: true })), 'wal')
+  t.equal(Number(store.db.pragma('synchronous', { simple: true })), 2, 'FULL')
+  t.equal(store.schemaVersion(), 1)
+  store.close()
+  const again = new Store(join(dir, 'x.db'))
+  t.equal(again.schemaVersion(), 1, 'reopening does not re-run migrations')
+  again.close()
+})
+
+t.test('group commit: concurrent readings share transactions, seqs are gap-free', async (t) => {
+  const { pipeline, store, metrics } = openPipeline(t.testdir(), { batchMaxReadings: 10_000 })
+  const results = await Promise.all(Array.from({ length: 500 }, (_, i) => pipeline.ingest([reading(i)])))
+  const seqs = results.map((r) => r[0] as bigint).sort((a, b) => (a < b ? -1 : 1))
+  t.same(seqs, Array.from({ length: 500 }, (_, i) => BigInt(i + 1)))
+  const commits = metrics.get('fieldproof_commit_readings') as Histogram
+  const rendered = commits.render().find((l) => l.startsWith('fieldproof_commit_readings_count'))
+  const transactions = Number(rendered?.split(' ')[1])
+  t.ok(transactions >= 1 && transactions <= 5, `500 readings in ${transactions} transactions`)
+  t.equal(store.stats().readings, 500)
+  pipeline.stop()
+  store.close()
+})
+
+t.test('an ingest resolves only once the reading is on disk (invariant 1)', async (t) => {
+  const dir = t.testdir()
+  const { pipeline, store } = openPipeline(dir)
+  const observer = new Database(join(dir, 'fieldproof.db'), { readonly: true })
+  let seenBeforeResolve = true
+  const p = pipeline.ingest([reading(1), reading(2)]).then((seqs) => {
+    // Another connection sees the rows: they are committed, not just queued.
+    for (const s of seqs) {
+      const row = observer.prepare('SELECT seq FROM readings WHERE seq = ?').get(s)
+      if (!row) seenBeforeResolve = false
+    }
+    return seqs
+  })
+  t.equal(observer.prepare('SELECT count(*) AS n FROM readings').get().n, 0, 'nothing is written synchronously by ingest()')
+  const seqs = await p
+  t.ok(seenBeforeResolve, 'committed rows visible when the promise resolves')
+  t.same(seqs, [1n, 2n])
+  observer.close()
+  pipeline.stop()
+  store.close()
+})
+
+t.test('batches seal by count, are signed, and link by hash', async (t) => {
+  const { pipeline, store } = openPipeline(t.testdir(), { batchMaxReadings: 100 })
+  const sealed: bigint[] = []
+  pipeline.bus.onBatch((b) => sealed.push(b.header.batchId))
+  await pipeline.ingest(Array.from({ length: 250 }, (_, i) => reading(i)))
+  t.same(sealed, [1n, 2n], 'two full batches sealed at once')
+  t.equal(pipeline.state.open, 50)
+  const third = pipeline.seal()
+  t.equal(third?.header.count, 50)
+  t.equal(checkChain(t, store), 3)
+  pipeline.stop()
+  store.close()
+})
+
+t.test('batches seal by age', async (t) => {
+  const { pipeline, store } = openPipeline(t.testdir(), { batchMaxAgeMs: 150 })
+  await pipeline.ingest([reading(1), reading(2), reading(3)])
+  t.equal(store.lastBatchId(), 0n)
+  await sleep(500)
+  t.equal(store.lastBatchId(), 1n, 'sealed after max age')
+  t.equal(store.batch(1n)?.count, 3)
+  pipeline.stop()
+  store.close()
+})
+
+t.test('a restart continues the sequence and the batch chain', async (t) => {
+  const dir = t.testdir()
+  {
+    const { pipeline, store } = openPipeline(dir, { batchMaxReadings: 10 })
+    await pipeline.ingest(Array.from({ length: 25 }, (_, i) => reading(i)))
+    t.equal(pipeline.state.open, 5)
+    // No stop(): as after a crash, 5 readings are committed but unsealed.
+    store.db.close()
+  }
+  const { pipeline, store } = openPipeline(dir, { batchMaxReadings: 10 })
+  t.equal(pipeline.state.open, 5, 'unsealed readings recovered')
+  const seqs = await pipeline.ingest(Array.from({ length: 5 }, (_, i) => reading(100 + i)))
+  t.same(seqs, [26n, 27n, 28n, 29n, 30n], 'sequence continues')
+  t.equal(store.lastBatchId(), 3n)
+  t.equal(checkChain(t, store), 3)
+  pipeline.stop()
+  store.close()
+})
+
+t.test('backpressure: a full queue refuses with a reason and counts it', async (t) => {
+  const { pipeline, store, metrics } = openPipeline(t.testdir(), { maxPending: 10 })
+  const err = await pipeline.ingest(Array.from({ length: 11 }, (_, i) => reading(i))).catch((e: unknown) => e)
+  t.ok(isFieldproofError(err, 'BACKPRESSURE'), 'BACKPRESSURE')
+  t.equal((metrics.get('fieldproof_readings_rejected_total') as Counter).get({ source: 'http', cause: 'backpressure' }), 1)
+  t.same(await pipeline.ingest(Array.from({ length: 10 }, (_, i) => reading(i))), [1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n, 9n, 10n])
+  pipeline.stop()
+  store.close()
+})
+
+t.test('an invalid reading is refused whole and stores nothing', async (t) => {
+  const { pipeline, store } = openPipeline(t.testdir())
+  const bad = reading(2, { metrics: [{ name: 'temperature_c', unit: 'Cel', value: Number.NaN }] })
+  const err = await pipeline.ingest([reading(1), bad]).catch((e: unknown) => e)
+  t.ok(isFieldproofError(err, 'READING_INVALID'))
+  t.equal(store.lastSeq(), 0n)
+  t.same(await pipeline.ingest([reading(3)]), [1n])
+  pipeline.stop()
+  store.close()
+})
+
+t.test('retention prunes only batches every sink acknowledged (invariant 5)', async (t) => {
+  let acked = 0n
+  const { pipeline, store } = openPipeline(t.testdir(), { batchMaxReadings: 10, retentionMs: 0, ackedBatchId: () => acked })
+  await pipeline.ingest(Array.from({ length: 35 }, (_, i) => reading(i)))
+  t.equal(store.lastBatchId(), 3n)
+  await sleep(5)
+  t.same(pipeline.prune().batches, 0, 'nothing acknowledged: nothing pruned')
+  t.equal(store.stats().readings, 35)
+  acked = 2n
+  const r = pipeline.prune()
+  t.equal(r.batches, 2)
+  t.equal(r.readings, 20)
+  t.equal(store.stats().readings, 15, 'batch 3 and the 5 unsealed readings stay')
+  t.equal(store.batch(3n)?.id, 3n)
+  t.equal(store.reading(21n)?.seq, 21n)
+  t.equal(store.reading(20n), undefined)
+  // The chain continues after pruning.
+  pipeline.seal()
+  t.equal(signedBatchFromRow(store.batch(4n)!).header.prevBatchHash, bytesToHex(store.batch(3n)!.hash))
+  pipeline.stop()
+  store.close()
+})
+
+t.test('a full store refuses new input loudly instead of deleting unacknowledged data', async (t) => {
+  let acked = 0n
+  const dir = t.testdir()
+  const { pipeline, store, metrics } = openPipeline(dir, { batchMaxReadings: 100, ackedBatchId: () => acked, retentionMs: 3_600_000 })
+  await pipeline.ingest(Array.from({ length: 1000 }, (_, i) => reading(i)))
+  store.checkpoint()
+  const used = store.size().usedBytes
+  pipeline.stop()
+  store.close()
+
+  const reopened = openPipeline(dir, { batchMaxReadings: 100, ackedBatchId: () => acked, retentionMs: 3_600_000, maxBytes: Math.floor(used * 0.8) })
+  const before = reopened.store.stats().readings
+  t.ok(reopened.pipeline.prune().full, 'over the cap with nothing acknowledged: full')
+  t.equal(reopened.store.stats().readings, before, 'no unacknowledged reading deleted')
+  const err = await reopened.pipeline.ingest([reading(5000)]).catch((e: unknown) => e)
+  t.ok(isFieldproofError(err, 'STORE_FULL'), 'STORE_FULL')
+  t.match((err as Error).message, /storage is full/)
+  t.equal((reopened.metrics.get('fieldproof_store_full') as unknown as { render(): string[] }).render()[0], 'fieldproof_store_full 1')
+  acked = 10n
+  const freed = reopened.pipeline.prune()
+  t.ok(freed.batches > 0 && !freed.full, `acknowledged batches freed space (${freed.batches} pruned)`)
+  t.ok((await reopened.pipeline.ingest([reading(5001)]))[0]! > 1000n, 'input accepted again')
+  t.equal(metrics.get('fieldproof_store_full') !== undefined, true)
+  reopened.pipeline.stop()
+  reopened.store.close()
+})
+
+t.test('stop() commits what is queued, seals, then refuses input', async (t) => {
+  const { pipeline, store } = openPipeline(t.testdir())
+  const p = pipeline.ingest([reading(1), reading(2)])
+  pipeline.stop()
+  t.same(await p, [1n, 2n], 'queued readings committed by stop()')
+  t.equal(store.lastBatchId(), 1n, 'open batch sealed')
+  const err = await pipeline.ingest([reading(3)]).catch((e: unknown) => e)
+  t.ok(isFieldproofError(err, 'STORE_CLOSED'))
+  store.close()
+})
