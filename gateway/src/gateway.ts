@@ -88,6 +88,14 @@ export class Gateway {
       onError: (err, where) => log.error({ err, where }, 'pipeline error'),
     })
     this.pipeline = pipeline
+    this.metrics.gauge('fieldproof_store_bytes', 'Database size in bytes: live pages plus WAL (used), file, WAL, and the configured cap', () => {
+      if (store.closed) return []
+      const z = store.size()
+      return [[{ kind: 'used' }, z.usedBytes], [{ kind: 'file' }, z.fileBytes], [{ kind: 'wal' }, z.walBytes], [{ kind: 'cap' }, c.store.max_bytes]]
+    })
+    // One series per enabled sink (none are configured until sinks exist).
+    this.metrics.gauge('fieldproof_sink_backlog_batches', 'Sealed batches a sink has not acknowledged yet', () => [])
+    this.metrics.gauge('fieldproof_sink_backlog_bytes', 'Canonical bytes of the batches a sink has not acknowledged yet', () => [])
     this.bus.onBatch((b) => log.debug({ batchId: b.header.batchId.toString(), count: b.header.count }, 'batch sealed'))
 
     const listen = parseListenAddress(c.api.listen)

@@ -71,7 +71,7 @@ t.test('an ingest resolves only once the reading is on disk (invariant 1)', asyn
     }
     return seqs
   })
-  t.equal(observer.prepare('SELECT count(*) AS n FROM readings').get().n, 0, 'nothing is written synchronously by ingest()')
+  t.equal((observer.prepare('SELECT count(*) AS n FROM readings').get() as { n: number }).n, 0, 'nothing is written synchronously by ingest()')
   const seqs = await p
   t.ok(seenBeforeResolve, 'committed rows visible when the promise resolves')
   t.same(seqs, [1n, 2n])

@@ -193,7 +193,7 @@ export class Store {
          VALUES (@id, @firstSeq, @lastSeq, @count, @merkleRoot, @prevHash, @hash, @signature, @gateway, @sealedAtMs, @bytes)`,
       ),
       batchById: db.prepare<[bigint], RawBatch>('SELECT * FROM batches WHERE id = ?'),
-      batchForSeq: db.prepare<[bigint], RawBatch>('SELECT * FROM batches WHERE first_seq <= ?1 AND last_seq >= ?1 ORDER BY id DESC LIMIT 1'),
+      batchForSeq: db.prepare<[bigint, bigint], RawBatch>('SELECT * FROM batches WHERE first_seq <= ? AND last_seq >= ? ORDER BY id DESC LIMIT 1'),
       lastBatch: db.prepare<[], RawBatch>('SELECT * FROM batches ORDER BY id DESC LIMIT 1'),
       batchesAfter: db.prepare<[bigint, number], RawBatch>('SELECT * FROM batches WHERE id > ? ORDER BY id LIMIT ?'),
       batchesBefore: db.prepare<[bigint, number], RawBatch>('SELECT * FROM batches WHERE id < ? ORDER BY id DESC LIMIT ?'),
@@ -320,7 +320,7 @@ export class Store {
   }
 
   batchForSeq(seq: bigint): BatchRow | undefined {
-    const r = this.#s.batchForSeq.get(seq)
+    const r = this.#s.batchForSeq.get(seq, seq)
     return r ? toBatch(r) : undefined
   }
 

@@ -1,0 +1,230 @@
+// Ingest benchmark: readings per second from arrival to durable and sealed,
+// printed beside the raw ceiling measured in the same run on the same
+// machine. Never asserted in tests; figures go to docs/performance.md.
+//
+//   npm run bench                 # all of it (about 1 minute)
+//   bash scripts/run-node bench/ingest.ts --readings 100000
+//
+// Ceiling: a bare loop doing the same work — JSON.parse of the body,
+// canonical encoding, keccak leaf, better-sqlite3 inserts with
+// synchronous=FULL in 1,000-row transactions, a Merkle tree and one
+// signature per 1,000 readings.
+
+import Database from 'better-sqlite3'
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { Agent, request } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { signBatchHeader } from '../gateway/src/core/batch.ts'
+import { encodeReading, leafHash } from '../gateway/src/core/canonical.ts'
+import { buildMerkleTree } from '../gateway/src/core/merkle.ts'
+import { bytesToHex } from '../gateway/src/core/hex.ts'
+import type { Reading, ReceiveTime } from '../gateway/src/core/types.ts'
+import { MetricsRegistry } from '../gateway/src/pipeline/metrics.ts'
+import { Pipeline } from '../gateway/src/pipeline/pipeline.ts'
+import { parseIngestBody } from '../gateway/src/sources/http/ingest.ts'
+import { Store } from '../gateway/src/store/store.ts'
+import { CLI } from '../test/helpers/gateway-process.ts'
+import { TEST_ADDRESS, TEST_KEY } from '../test/helpers/readings.ts'
+
+const { values } = parseArgs({ options: { readings: { type: 'string', default: '60000' }, quick: { type: 'boolean' } } })
+const N = Number(values.readings)
+const work = mkdtempSync(join(tmpdir(), 'fieldproof-bench-'))
+const received: ReceiveTime = { bootId: '0123456789abcdef0123456789abcdef', monoNs: 123456789n, wallMs: Date.now(), clock: 'ntp' }
+
+const body = (i: number) => ({ device: `bench-${i % 50}`, metrics: { temperature_c: 20 + (i % 100) / 10, humidity_pct: 40 + (i % 30), pressure_hpa: 1013.2 } })
+const perPost = 100
+const jsonBodies: string[] = []
+for (let i = 0; i < N; i += perPost) jsonBodies.push(JSON.stringify(Array.from({ length: Math.min(perPost, N - i) }, (_, k) => body(i + k))))
+
+const rate = (n: number, ms: number) => Math.round((n / ms) * 1000)
+const results: { name: string; perSec: number; ratio?: number; note?: string }[] = []
+
+// --- 1. raw ceiling -------------------------------------------------------
+function ceiling(): number {
+  const db = new Database(join(work, 'ceiling.db'))
+  db.pragma('journal_mode = WAL')
+  db.pragma('synchronous = FULL')
+  db.exec('CREATE TABLE readings (seq INTEGER PRIMARY KEY, device_id TEXT, source TEXT, received_ms INTEGER, canonical BLOB, leaf BLOB)')
+  const ins = db.prepare('INSERT INTO readings VALUES (?, ?, ?, ?, ?, ?)')
+  const t0 = performance.now()
+  let seq = 0n
+  let pending: { seq: bigint; d: string; c: Uint8Array; l: Uint8Array }[] = []
+  const leaves: Uint8Array[] = []
+  let prev = ('0x' + '00'.repeat(32)) as `0x${string}`
+  const tx = db.transaction((rows: typeof pending) => {
+    for (const r of rows) ins.run(r.seq, r.d, 'http', received.wallMs, r.c, r.l)
+  })
+  for (const text of jsonBodies) {
+    for (const j of JSON.parse(text) as ReturnType<typeof body>[]) {
+      const r: Reading = {
+        deviceId: j.device,
+        source: 'http',
+        received,
+        metrics: Object.entries(j.metrics).map(([name, value]) => ({ name, unit: name === 'temperature_c' ? 'Cel' : name === 'humidity_pct' ? '%' : 'hPa', value })),
+        auth: { kind: 'none' },
+      }
+      const c = encodeReading(r)
+      seq++
+      const l = leafHash(seq, c)
+      pending.push({ seq, d: r.deviceId, c, l })
+      leaves.push(l)
+      if (pending.length === 1000) {
+        tx(pending)
+        pending = []
+        const root = buildMerkleTree(leaves.splice(0)).root
+        prev = signBatchHeader({ gateway: TEST_ADDRESS, batchId: seq / 1000n, firstSeq: seq - 999n, lastSeq: seq, count: 1000, merkleRoot: bytesToHex(root), prevBatchHash: prev, sealedAtMs: 1n }, TEST_KEY).hash
+      }
+    }
+  }
+  if (pending.length) tx(pending)
+  const ms = performance.now() - t0
+  db.close()
+  return rate(N, ms)
+}
+
+// --- 2. in-process pipeline ----------------------------------------------
+async function inProcess(): Promise<number> {
+  const store = new Store(join(work, 'inproc', 'fieldproof.db'))
+  const pipeline = new Pipeline({
+    store,
+    metrics: new MetricsRegistry(),
+    signer: { address: TEST_ADDRESS, sign: (h) => signBatchHeader(h, TEST_KEY) },
+    batchMaxReadings: 1000,
+    batchMaxAgeMs: 60_000,
+    maxPending: 1_000_000,
+    commitMaxReadings: 1000,
+    retentionMs: 86_400_000,
+    maxBytes: 8 << 30,
+  })
+  const t0 = performance.now()
+  const all: Promise<bigint[]>[] = []
+  for (const text of jsonBodies) {
+    const parsed = parseIngestBody(JSON.parse(text), { received, tokenId: 'bench', maxReadings: 1000 })
+    if (!parsed.ok) throw new Error(parsed.reason)
+    all.push(pipeline.ingest(parsed.readings))
+    // Let commits interleave with arrivals, as they do with real sources.
+    if (all.length % 10 === 0) await new Promise((r) => setImmediate(r))
+  }
+  await Promise.all(all)
+  pipeline.stop()
+  const ms = performance.now() - t0
+  store.close()
+  return rate(N, ms)
+}
+
+// --- 3. HTTP: a real gateway process, 8 concurrent clients ---------------
+async function startGatewayProcess(name: string): Promise<{ port: number; token: string; pid: number; stop: () => Promise<void> }> {
+  const dir = join(work, name)
+  const cfg = join(work, `${name}.toml`)
+  writeFileSync(cfg, `[gateway]\nstate_dir = "${dir}"\nlog_level = "warn"\n[api]\nlisten = "127.0.0.1:0"\nmax_body_bytes = 4194304\n[store]\nmax_pending = 1000000\nmax_bytes = 8589934592\ncommit_max_readings = 1000\n[batch]\nmax_readings = 1000\n[clock]\nsync_check = "none"\n`)
+  const proc = spawn(process.execPath, [CLI, 'start', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FIELDPROOF_CONFIG: '' } })
+  let err = ''
+  proc.stderr.setEncoding('utf8').on('data', (d: string) => (err += d))
+  for (let i = 0; i < 200 && !/API +http:\/\/127\.0\.0\.1:(\d+)/.test(err); i++) await sleep(50)
+  const port = Number(/API +http:\/\/127\.0\.0\.1:(\d+)/.exec(err)?.[1])
+  if (!port) throw new Error('gateway did not start: ' + err)
+  const token = readFileSync(join(dir, 'api-token'), 'utf8').trim()
+  return {
+    port,
+    token,
+    pid: proc.pid as number,
+    stop: async () => {
+      proc.kill('SIGTERM')
+      await new Promise((r) => proc.once('exit', r))
+    },
+  }
+}
+
+function post(agent: Agent, port: number, token: string, payload: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: '/api/v1/readings', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'content-length': Buffer.byteLength(payload) } }, (res) => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode ?? 0))
+    })
+    req.on('error', reject)
+    req.end(payload)
+  })
+}
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Math.round(Number(m[1]) / 1024) : NaN
+}
+
+async function http(per: number, count: number): Promise<number> {
+  const g = await startGatewayProcess(`http-${per}`)
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 })
+  const payloads: string[] = []
+  for (let i = 0; i < count; i += per) payloads.push(JSON.stringify(per === 1 ? body(i) : Array.from({ length: per }, (_, k) => body(i + k))))
+  let next = 0
+  let bad = 0
+  const t0 = performance.now()
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < payloads.length) {
+        const p = payloads[next++] as string
+        if ((await post(agent, g.port, g.token, p)) !== 201) bad++
+      }
+    }),
+  )
+  const ms = performance.now() - t0
+  agent.destroy()
+  await g.stop()
+  if (bad) throw new Error(`${bad} requests failed`)
+  return rate(count, ms)
+}
+
+/** Paced load: `perSec` readings/s as 1-reading POSTs from 8 clients; p99 request latency and gateway RSS. */
+async function latency(perSec: number, seconds: number): Promise<{ p50: number; p99: number; rss: number }> {
+  const g = await startGatewayProcess('latency')
+  const agent = new Agent({ keepAlive: true, maxSockets: 8 })
+  const lat: number[] = []
+  let rss = 0
+  const interval = 1000 / (perSec / 8)
+  const end = performance.now() + seconds * 1000
+  let i = 0
+  await Promise.all([
+    ...Array.from({ length: 8 }, async (_, k) => {
+      let due = performance.now() + (interval * k) / 8
+      while (performance.now() < end) {
+        const wait = due - performance.now()
+        if (wait > 0) await sleep(wait)
+        due += interval
+        const t = performance.now()
+        await post(agent, g.port, g.token, JSON.stringify(body(i++)))
+        lat.push(performance.now() - t)
+      }
+    }),
+    (async () => {
+      while (performance.now() < end) {
+        await sleep(500)
+        rss = Math.max(rss, rssMb(g.pid))
+      }
+    })(),
+  ])
+  agent.destroy()
+  await g.stop()
+  lat.sort((a, b) => a - b)
+  return { p50: lat[Math.floor(lat.length * 0.5)] ?? NaN, p99: lat[Math.floor(lat.length * 0.99)] ?? NaN, rss }
+}
+
+try {
+  console.log(`Fieldproof ingest benchmark — ${N} readings, Node ${process.version}, ${process.arch}`)
+  const ceil = ceiling()
+  results.push({ name: 'raw ceiling (bare loop: parse, encode, keccak, FULL inserts ×1000, tree, sign)', perSec: ceil })
+  const inproc = await inProcess()
+  results.push({ name: 'in-process pipeline (parse → ingest → durable → sealed)', perSec: inproc, ratio: inproc / ceil, note: 'goal ≥ 0.50' })
+  const h100 = await http(100, values.quick ? N / 2 : N)
+  results.push({ name: 'HTTP, 8 clients, 100 readings per POST', perSec: h100, ratio: h100 / ceil, note: 'goal ≥ 0.60' })
+  const h1 = await http(1, values.quick ? 5000 : 20000)
+  results.push({ name: 'HTTP, 8 clients, 1 reading per POST (group commit)', perSec: h1, ratio: h1 / ceil, note: 'goal ≥ 0.10' })
+  for (const r of results) console.log(`${String(r.perSec).padStart(8)} readings/s  ${r.ratio === undefined ? '      ' : (r.ratio.toFixed(2) + '×').padStart(6)}  ${r.name}${r.note ? `  (${r.note})` : ''}`)
+  const l = await latency(1000, values.quick ? 5 : 15)
+  console.log(`at 1,000 readings/s (1 per POST, 8 clients): p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms ingest-to-durable (goal p99 ≤ 50 ms); gateway RSS ${l.rss} MB (goal ≤ 120 MB)`)
+} finally {
+  rmSync(work, { recursive: true, force: true })
+}
