@@ -4,9 +4,23 @@
 // add one import and one entry below (CONTRIBUTING.md).
 
 import type { Decoder, RawFrame, RegisteredDecoder } from '../core/decoder.ts'
+// BLE decoders
+import { atcDecoder } from './atc.ts'
+import { ATC_VECTORS } from './atc.vectors.ts'
+import { bthomeDecoder } from './bthome.ts'
+import { BTHOME_VECTORS } from './bthome.vectors.ts'
+import { miBeaconDecoder } from './mibeacon.ts'
+import { MIBEACON_VECTORS } from './mibeacon.vectors.ts'
+import { ruuviDecoder } from './ruuvi.ts'
+import { RUUVI_VECTORS } from './ruuvi.vectors.ts'
 
 export const DECODERS: readonly RegisteredDecoder[] = [
   // --- BLE ---
+  { decoder: bthomeDecoder, vectors: BTHOME_VECTORS },
+  { decoder: ruuviDecoder, vectors: RUUVI_VECTORS },
+  { decoder: atcDecoder, vectors: ATC_VECTORS },
+  { decoder: miBeaconDecoder, vectors: MIBEACON_VECTORS },
+  // --- LoRaWAN payloads ---
   // --- LoRaWAN payloads ---
   // --- MQTT firmware formats ---
 ]
