@@ -1,0 +1,420 @@
+// Regenerates test/vectors/canonical.json: canonical reading encoding
+// vectors (docs/canonical-encoding.md) shared by the gateway tests and the
+// firmware's host tests.
+//
+//   node scripts/gen-vectors.ts           write the file
+//   node scripts/gen-vectors.ts --check   exit 1 when the committed file differs
+//
+// The inputs are the readings below; every expected value is computed by
+// gateway/src/core/canonical.ts and the tests check the leaf hashes against
+// @openzeppelin/merkle-tree's StandardMerkleTree as an independent oracle.
+
+import { readFileSync, writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { signDigest } from '../gateway/src/core/batch.ts'
+import {
+  CANONICAL_MAGIC,
+  CANONICAL_VERSION,
+  encodeReading,
+  leafHash,
+  readingHash,
+  readingToJson,
+  type ReadingJson,
+} from '../gateway/src/core/canonical.ts'
+import { bytesToHex, hexToBytes } from '../gateway/src/core/hex.ts'
+import { hashPersonalMessage } from '../gateway/src/core/proof.ts'
+import type { Reading, ReceiveTime } from '../gateway/src/core/types.ts'
+
+export const VECTORS_PATH = fileURLToPath(new URL('../test/vectors/canonical.json', import.meta.url))
+
+/**
+ * Foundry anvil's default account #0 — a published, well-known test key
+ * (https://book.getfoundry.sh/reference/anvil/ "Default accounts"); never
+ * use it for anything of value.
+ */
+const DEVICE_KEY = '0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80'
+const DEVICE_ADDRESS = '0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266'
+
+const BOOT = '3f1c2a9be05d4e7f8a6b0c1d2e3f4a5b'
+const rt = (clock: ReceiveTime['clock'], monoNs = 12_345_678_901n, wallMs = 1_717_171_717_171): ReceiveTime => ({ bootId: BOOT, monoNs, wallMs, clock })
+
+function deviceSigned(raw: Uint8Array, counter: bigint): Reading['auth'] {
+  const signature = signDigest(hashPersonalMessage(raw), hexToBytes(DEVICE_KEY, 32))
+  return { kind: 'device-signature', address: DEVICE_ADDRESS, counter, signature }
+}
+
+// BTHome v2 (unencrypted form of the example in https://bthome.io/format/):
+// flags 0x40, temperature 0x02 sint16 ×0.01, humidity 0x03 uint16 ×0.01.
+const BTHOME_RAW = hexToBytes('0x4002ca0903bf13')
+// A LoRaWAN FRMPayload (Cayenne LPP: channel 1 temperature 0x0110 ×0.1 = 27.2 °C,
+// channel 2 humidity 0x62 ×0.5 = 49 %; https://docs.mydevices.com/docs/lorawan/cayenne-lpp).
+const LPP_RAW = hexToBytes('0x03670110056762')
+const SIGNED_RAW = new TextEncoder().encode('{"t":21.37,"h":40.5,"ctr":7}')
+const LONG_RAW = Uint8Array.from({ length: 300 }, (_, i) => (i * 37 + 11) & 0xff)
+
+interface Input {
+  readonly name: string
+  readonly description: string
+  readonly seq: bigint
+  readonly reading: Reading
+}
+
+export const INPUTS: readonly Input[] = [
+  {
+    name: 'minimal-sim-none',
+    description: 'sim source, unsynchronized clock, one metric, no optional fields, auth none',
+    seq: 1n,
+    reading: { deviceId: 'sim-th-01', source: 'sim', received: rt('unsynchronized', 1_000_000n, 1000), metrics: [{ name: 'temperature_c', unit: 'Cel', value: 21.5 }], auth: { kind: 'none' } },
+  },
+  {
+    name: 'http-token-unsorted-metrics',
+    description: 'http source, NTP clock, device time, three metrics given out of order (the encoding sorts them by name)',
+    seq: 2n,
+    reading: {
+      deviceId: 'esp32-garden.01',
+      source: 'http',
+      received: rt('ntp'),
+      deviceTimeMs: 1_717_171_716_500,
+      metrics: [
+        { name: 'temperature_c', unit: 'Cel', value: 18.25 },
+        { name: 'humidity_pct', unit: '%', value: 63.1 },
+        { name: 'pressure_hpa', unit: 'hPa', value: 1013.4 },
+      ],
+      auth: { kind: 'http-token', tokenId: 'tok_garden' },
+    },
+  },
+  {
+    name: 'mqtt-credentials-unicode',
+    description: 'mqtt source, GPS clock, non-ASCII UTF-8 in the username and radio strings (2-, 3- and 4-byte sequences; a leading U+FEFF is data and must be kept)',
+    seq: 3n,
+    reading: {
+      deviceId: 'tasmota/kitchen-plug',
+      source: 'mqtt',
+      received: rt('gps'),
+      metrics: [
+        { name: 'power_w', unit: 'W', value: 1234.5 },
+        { name: 'voltage_v', unit: 'V', value: 229.8 },
+      ],
+      radio: { topic: 'tele/küche/SENSOR', note: '温度計 🌡', bom: '\uFEFFkept' },
+      auth: { kind: 'mqtt-credentials', username: 'zoë-温度-🌡' },
+    },
+  },
+  {
+    name: 'lorawan-mic-radio-raw',
+    description: 'lorawan source, RTC clock, device time, radio metadata of both types (keys sorted by bytes), raw FRMPayload, LoRaWAN MIC auth',
+    seq: 4n,
+    reading: {
+      deviceId: 'lorawan:70b3d57ed0001234',
+      source: 'lorawan',
+      received: rt('rtc'),
+      deviceTimeMs: 1_717_171_700_000,
+      metrics: [
+        { name: 'temperature_c', unit: 'Cel', value: 27.2 },
+        { name: 'humidity_pct', unit: '%', value: 49 },
+      ],
+      radio: { rssi: -112, snr: -7.25, frequency: 868_100_000, gatewayEui: '0016c001ff10a235', dataRate: 'SF7BW125', channel: 0 },
+      raw: LPP_RAW,
+      auth: { kind: 'lorawan-mic', devAddr: 0x260b1234, fcnt: 4660 },
+    },
+  },
+  {
+    name: 'bthome-repeated-metrics',
+    description: 'ble source, repeated metric kinds (temperature_c, temperature_c_2), raw advertisement, BTHome encryption auth',
+    seq: 5n,
+    reading: {
+      deviceId: 'ble:a4c138000001',
+      source: 'ble',
+      received: rt('ntp'),
+      metrics: [
+        { name: 'temperature_c_2', unit: 'Cel', value: 19.75 },
+        { name: 'temperature_c', unit: 'Cel', value: 25.06 },
+        { name: 'humidity_pct', unit: '%', value: 50.55 },
+        { name: 'battery_pct', unit: '%', value: 93 },
+      ],
+      radio: { rssi: -67, mac: 'a4:c1:38:00:00:01' },
+      raw: BTHOME_RAW,
+      auth: { kind: 'bthome-encryption', counter: 0x11223344 },
+    },
+  },
+  {
+    name: 'device-signature',
+    description: 'mqtt source, device-signature auth: the signature is EIP-191 personal_sign over raw by Foundry anvil test account #0',
+    seq: 6n,
+    reading: {
+      deviceId: 'esp32-signer-07',
+      source: 'mqtt',
+      received: rt('ntp'),
+      metrics: [
+        { name: 'temperature_c', unit: 'Cel', value: 21.37 },
+        { name: 'humidity_pct', unit: '%', value: 40.5 },
+      ],
+      raw: SIGNED_RAW,
+      auth: deviceSigned(SIGNED_RAW, 7n),
+    },
+  },
+  {
+    name: 'radio-witness-no-metrics',
+    description: 'ble source, no metrics at all (a radio witness): only radio metadata',
+    seq: 7n,
+    reading: { deviceId: 'ble:e4:5f:01:aa:bb:cc', source: 'ble', received: rt('unsynchronized'), metrics: [], radio: { rssi: -90 }, auth: { kind: 'none' } },
+  },
+  {
+    name: 'gpio-state',
+    description: 'gpio source, a custom metric with an explicit registry unit and a state',
+    seq: 8n,
+    reading: {
+      deviceId: 'gpio/17',
+      source: 'gpio',
+      received: rt('rtc'),
+      metrics: [
+        { name: 'state', unit: '1', value: 1 },
+        { name: 'leaf_wetness', unit: '%', value: 12.5 },
+      ],
+      auth: { kind: 'none' },
+    },
+  },
+  {
+    name: 'nodered-empty-radio-empty-raw',
+    description: 'nodered source; radio present but empty and raw present but empty (both distinct from absent)',
+    seq: 9n,
+    reading: {
+      deviceId: 'flow@site/room-1.a_b:c',
+      source: 'nodered',
+      received: rt('ntp'),
+      metrics: [{ name: 'co2_ppm', unit: 'ppm', value: 415 }],
+      radio: {},
+      raw: new Uint8Array(0),
+      auth: { kind: 'http-token', tokenId: 'node-red' },
+    },
+  },
+  {
+    name: 'extreme-numbers',
+    description: 'limits: seq, monoNs and counters at 2^64-1 / 2^32-1, wallMs at 2^53-1, device time 0, float64 extremes (max, subnormal min, negative, -0 written as +0)',
+    seq: 0xffff_ffff_ffff_ffffn,
+    reading: {
+      deviceId: 'x',
+      source: 'lorawan',
+      received: rt('unsynchronized', 0xffff_ffff_ffff_ffffn, Number.MAX_SAFE_INTEGER),
+      deviceTimeMs: 0,
+      metrics: [
+        { name: 'a_max', unit: '1', value: Number.MAX_VALUE },
+        { name: 'b_min_subnormal', unit: '1', value: Number.MIN_VALUE },
+        { name: 'c_negative', unit: '1', value: -1.5e-300 },
+        { name: 'd_zero', unit: '1', value: -0 },
+        { name: 'e_two_pow_53', unit: 'count', value: 2 ** 53 },
+      ],
+      radio: { rssi: -0, snr: -1e308 },
+      auth: { kind: 'lorawan-mic', devAddr: 0xffff_ffff, fcnt: 0xffff_ffff },
+    },
+  },
+  {
+    name: 'max-device-id-seq-zero',
+    description: 'a 128-byte device id using every allowed punctuation character; seq 0',
+    seq: 0n,
+    reading: {
+      deviceId: ('dev._:@/-' + 'A1z9'.repeat(40)).slice(0, 128),
+      source: 'sim',
+      received: rt('gps', 0n, 0),
+      metrics: [{ name: 'battery_v', unit: 'V', value: 3.3 }],
+      auth: { kind: 'bthome-encryption', counter: 0 },
+    },
+  },
+  {
+    name: 'long-raw-multiblock-hash',
+    description: 'a 300-byte raw payload: the canonical form exceeds one keccak block (136 bytes)',
+    seq: 1_000_000n,
+    reading: {
+      deviceId: 'sim-raw-300',
+      source: 'sim',
+      received: rt('ntp'),
+      metrics: [{ name: 'count', unit: 'count', value: 300 }],
+      raw: LONG_RAW,
+      auth: { kind: 'mqtt-credentials', username: 'u' },
+    },
+  },
+]
+
+// --- Invalid encodings: each must be rejected by a decoder ------------------
+
+class Bytes {
+  readonly parts: number[] = []
+  u8(...v: number[]): this {
+    this.parts.push(...v)
+    return this
+  }
+  u32(v: number): this {
+    return this.u8((v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff)
+  }
+  u64(v: bigint): this {
+    for (let i = 7; i >= 0; i--) this.parts.push(Number((v >> BigInt(8 * i)) & 0xffn))
+    return this
+  }
+  f64(v: number): this {
+    const b = new Uint8Array(8)
+    new DataView(b.buffer).setFloat64(0, v)
+    return this.u8(...b)
+  }
+  raw(b: Uint8Array): this {
+    return this.u8(...b)
+  }
+  str(s: string): this {
+    const b = new TextEncoder().encode(s)
+    return this.u8(b.length, ...b)
+  }
+  hex(): string {
+    return bytesToHex(Uint8Array.from(this.parts))
+  }
+}
+
+/** magic, device id, source, receive time (ntp), no device time. */
+function head(opts: { magic?: number; deviceId?: Uint8Array; source?: number; clock?: number; wallMs?: bigint; deviceTimePresence?: number } = {}): Bytes {
+  const b = new Bytes().u8(opts.magic ?? CANONICAL_MAGIC)
+  const id = opts.deviceId ?? new TextEncoder().encode('dev-1')
+  b.u8(id.length).raw(id)
+  b.u8(opts.source ?? 0)
+  b.raw(hexToBytes('0x' + BOOT, 16)).u64(5n).u64(opts.wallMs ?? 1000n).u8(opts.clock ?? 1)
+  b.u8(opts.deviceTimePresence ?? 0)
+  return b
+}
+const temp = (b: Bytes, name = 'temperature_c', unit = 'Cel', value = 20): Bytes => b.str(name).str(unit).f64(value)
+/** One metric, no radio, no raw, auth none. */
+const valid = (): Bytes => temp(head().u8(1)).u8(0, 0, 0)
+
+interface InvalidVector {
+  readonly name: string
+  readonly description: string
+  readonly canonicalHex: string
+  /** The field the rejection names (the decoder's message starts with it). */
+  readonly field: string
+}
+
+export function invalidVectors(): InvalidVector[] {
+  const f64Bits = (hi: number, lo: number): Uint8Array => {
+    const b = new Uint8Array(8)
+    const v = new DataView(b.buffer)
+    v.setUint32(0, hi)
+    v.setUint32(4, lo)
+    return b
+  }
+  const list: InvalidVector[] = [
+    { name: 'trailing-byte', description: 'a valid encoding followed by one extra byte', canonicalHex: valid().u8(0).hex(), field: 'canonical' },
+    { name: 'truncated', description: 'a valid encoding without its last byte', canonicalHex: valid().hex().slice(0, -2), field: 'auth.kind' },
+    { name: 'empty', description: 'no bytes at all', canonicalHex: '0x', field: 'magic' },
+    { name: 'unknown-version', description: 'magic byte 0xF2 (version 2 is not defined)', canonicalHex: temp(head({ magic: 0xf2 }).u8(1)).u8(0, 0, 0).hex(), field: 'magic' },
+    { name: 'empty-device-id', description: 'device id of length 0', canonicalHex: temp(head({ deviceId: new Uint8Array(0) }).u8(1)).u8(0, 0, 0).hex(), field: 'deviceId' },
+    {
+      name: 'unicode-device-id',
+      description: 'a device id in well-formed UTF-8 outside [A-Za-z0-9._:@/-] ("温度-01")',
+      canonicalHex: temp(head({ deviceId: new TextEncoder().encode('温度-01') }).u8(1)).u8(0, 0, 0).hex(),
+      field: 'deviceId',
+    },
+    { name: 'unknown-source', description: 'source index 7 (one past the last source kind)', canonicalHex: temp(head({ source: 7 }).u8(1)).u8(0, 0, 0).hex(), field: 'source' },
+    { name: 'unknown-clock', description: 'clock state index 4', canonicalHex: temp(head({ clock: 4 }).u8(1)).u8(0, 0, 0).hex(), field: 'received.clock' },
+    { name: 'wall-ms-over-2^53', description: 'wallMs = 2^53 (not exactly representable as a JSON/JS number)', canonicalHex: temp(head({ wallMs: 1n << 53n }).u8(1)).u8(0, 0, 0).hex(), field: 'received.wallMs' },
+    { name: 'presence-byte-2', description: 'deviceTime presence byte 0x02', canonicalHex: temp(head({ deviceTimePresence: 2 }).u8(1)).u8(0, 0, 0).hex(), field: 'deviceTimeMs' },
+    {
+      name: 'metrics-unsorted',
+      description: 'temperature_c before humidity_pct',
+      canonicalHex: temp(temp(head().u8(2)), 'humidity_pct', '%', 50).u8(0, 0, 0).hex(),
+      field: 'metrics[1].name',
+    },
+    { name: 'metrics-duplicate', description: 'temperature_c twice', canonicalHex: temp(temp(head().u8(2))).u8(0, 0, 0).hex(), field: 'metrics[1].name' },
+    { name: 'metric-negative-zero', description: 'value -0 (must be written as +0)', canonicalHex: head().u8(1).str('temperature_c').str('Cel').raw(f64Bits(0x8000_0000, 0)).u8(0, 0, 0).hex(), field: 'metrics[0].value' },
+    { name: 'metric-nan', description: 'value NaN', canonicalHex: head().u8(1).str('temperature_c').str('Cel').raw(f64Bits(0x7ff8_0000, 0)).u8(0, 0, 0).hex(), field: 'metrics[0].value' },
+    { name: 'metric-infinity', description: 'value +Infinity', canonicalHex: head().u8(1).str('temperature_c').str('Cel').raw(f64Bits(0x7ff0_0000, 0)).u8(0, 0, 0).hex(), field: 'metrics[0].value' },
+    { name: 'metric-wrong-unit', description: 'temperature_c in % (the registry fixes Cel)', canonicalHex: temp(head().u8(1), 'temperature_c', '%').u8(0, 0, 0).hex(), field: 'metrics[0]' },
+    { name: 'metric-unknown-unit', description: 'a custom metric with a unit outside the registry', canonicalHex: temp(head().u8(1), 'leaf_wetness', 'furlong').u8(0, 0, 0).hex(), field: 'metrics[0]' },
+    { name: 'radio-unknown-tag', description: 'radio value tag 0x03', canonicalHex: temp(head().u8(1)).u8(1, 1).str('rssi').u8(3).u8(0, 0).hex(), field: 'radio.rssi' },
+    {
+      name: 'radio-keys-unsorted',
+      description: 'radio keys snr before rssi',
+      canonicalHex: temp(head().u8(1)).u8(1, 2).str('snr').u8(1).f64(1).str('rssi').u8(1).f64(-80).u8(0, 0).hex(),
+      field: 'radio[1].key',
+    },
+    { name: 'raw-too-long', description: 'raw length 65537 (limit 65536)', canonicalHex: temp(head().u8(1)).u8(0, 1).u32(65537).hex(), field: 'raw' },
+    { name: 'unknown-auth-kind', description: 'auth kind index 6', canonicalHex: temp(head().u8(1)).u8(0, 0, 6).hex(), field: 'auth.kind' },
+    {
+      name: 'username-invalid-utf8',
+      description: 'mqtt-credentials username 0xC3 0x28 (not UTF-8)',
+      canonicalHex: temp(head().u8(1)).u8(0, 0, 4).u8(2, 0xc3, 0x28).hex(),
+      field: 'auth.username',
+    },
+    {
+      name: 'radio-string-encoded-surrogate',
+      description: 'a radio string holding ED A0 80 (a UTF-16 surrogate encoded as UTF-8, which UTF-8 forbids)',
+      canonicalHex: temp(head().u8(1)).u8(1, 1).str('note').u8(2).u8(3, 0xed, 0xa0, 0x80).u8(0, 0).hex(),
+      field: 'radio.note',
+    },
+  ]
+  return list
+}
+
+export interface VectorFile {
+  readonly description: string
+  readonly format: string
+  readonly canonicalVersion: number
+  readonly generator: string
+  readonly sources: readonly string[]
+  readonly vectors: readonly {
+    readonly name: string
+    readonly description: string
+    readonly reading: ReadingJson
+    readonly seq: string
+    readonly canonicalHex: string
+    readonly readingHash: string
+    readonly leafHash: string
+  }[]
+  readonly invalid: readonly InvalidVector[]
+}
+
+export function buildVectorFile(): VectorFile {
+  return {
+    description: 'Canonical reading encoding vectors: each reading (JSON form) encodes to canonicalHex; readingHash = keccak256(canonical); leafHash = OpenZeppelin StandardMerkleTree leaf of [uint64 seq, bytes32 readingHash]. Every entry of "invalid" must be rejected by a decoder.',
+    format: 'docs/canonical-encoding.md',
+    canonicalVersion: CANONICAL_VERSION,
+    generator: 'scripts/gen-vectors.ts',
+    sources: [
+      'Encoding: docs/canonical-encoding.md, version 1 (this repository).',
+      'Leaf hash oracle: @openzeppelin/merkle-tree 1.0.8 StandardMerkleTree.leafHash with leaf encoding ["uint64", "bytes32"] (checked by gateway/src/core/canonical.test.ts).',
+      'Device key: Foundry anvil default account #0 (https://book.getfoundry.sh/reference/anvil/), EIP-191 personal_sign (https://eips.ethereum.org/EIPS/eip-191).',
+      'BTHome raw bytes: https://bthome.io/format/ (temperature 0x02, humidity 0x03); Cayenne LPP raw bytes: https://docs.mydevices.com/docs/lorawan/cayenne-lpp.',
+    ],
+    vectors: INPUTS.map((v) => {
+      const canonical = encodeReading(v.reading)
+      return {
+        name: v.name,
+        description: v.description,
+        reading: readingToJson(v.reading),
+        seq: v.seq.toString(),
+        canonicalHex: bytesToHex(canonical),
+        readingHash: bytesToHex(readingHash(canonical)),
+        leafHash: bytesToHex(leafHash(v.seq, canonical)),
+      }
+    }),
+    invalid: invalidVectors(),
+  }
+}
+
+export function renderVectorFile(): string {
+  return JSON.stringify(buildVectorFile(), null, 2) + '\n'
+}
+
+if (import.meta.main) {
+  const text = renderVectorFile()
+  if (process.argv.includes('--check')) {
+    let current = ''
+    try {
+      current = readFileSync(VECTORS_PATH, 'utf8')
+    } catch {
+      // missing file: differs
+    }
+    if (current !== text) {
+      console.error(`${VECTORS_PATH} is out of date: run node scripts/gen-vectors.ts`)
+      process.exit(1)
+    }
+    console.log(`${VECTORS_PATH} is up to date`)
+  } else {
+    writeFileSync(VECTORS_PATH, text)
+    console.log(`wrote ${VECTORS_PATH}`)
+  }
+}
