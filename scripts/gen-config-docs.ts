@@ -58,14 +58,15 @@ export function renderConfigDocs(): string {
     'syntax error is reported with its line and column instead of a key path. For example:',
     '',
     '```text',
-    '/etc/fieldproof/fieldproof.toml: api.listen: invalid listen address "0.0.0.0:70000": port 70000 is out of range 1..65535; expected HOST:PORT, e.g. "0.0.0.0:8080", "127.0.0.1:8080" or "[::1]:8080"',
+    '/etc/fieldproof/fieldproof.toml: api.listen: invalid listen address "0.0.0.0:70000": port 70000 is out of range 0..65535; expected HOST:PORT, e.g. "0.0.0.0:8080", "127.0.0.1:8080" or "[::1]:8080"',
     '/etc/fieldproof/fieldproof.toml: gateway.log_level: expected "trace" | "debug" | "info" | "warn" | "error" | "fatal", got "verbose"',
     '/etc/fieldproof/fieldproof.toml: sources.sim.intervl_ms: unknown key (did you mean "interval_ms"?)',
     '/boot/firmware/fieldproof.toml: line 3, column 9: invalid TOML: invalid value',
     '```',
     '',
     'Listen addresses are `HOST:PORT`: an IPv4 address, a bracketed IPv6 address (`[::1]:8080`) or a host',
-    'name, and a port from 1 to 65535. `0.0.0.0` listens on every interface, `127.0.0.1` on this machine only.',
+    'name, and a port from 0 to 65535; port 0 lets the system pick a free port (the gateway logs the one it got).',
+    '`0.0.0.0` listens on every interface, `127.0.0.1` on this machine only.',
   ]
   for (const t of configTables()) {
     out.push('', `## [${t.path}]`, '', t.description)

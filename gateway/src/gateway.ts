@@ -50,6 +50,8 @@ export class Gateway {
   #abort = new AbortController()
   #running: Promise<void>[] = []
   #address: Hex | undefined
+  #flushTimer: NodeJS.Timeout | undefined
+  #rejects: RateLimitedLog | undefined
 
   constructor(o: GatewayOptions) {
     this.loaded = o.loaded
@@ -74,6 +76,10 @@ export class Gateway {
     this.store = store
     const privateKey = key.privateKey
     const rejects = new RateLimitedLog(log)
+    // Report the tail of a flood of rejections (counts suppressed since the last line).
+    this.#flushTimer = setInterval(() => rejects.flush(), 60_000)
+    this.#flushTimer.unref()
+    this.#rejects = rejects
     const pipeline = new Pipeline({
       store,
       bus: this.bus,
@@ -183,6 +189,8 @@ export class Gateway {
     this.pipeline?.stop()
     await closing
     this.store?.close()
+    if (this.#flushTimer) clearInterval(this.#flushTimer)
+    this.#rejects?.flush()
     this.log.info('gateway stopped')
   }
 }

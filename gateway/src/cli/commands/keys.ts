@@ -84,7 +84,8 @@ const importCmd: Command = {
 Restore the gateway key onto this machine (e.g. a fresh SD card) from FILE:
 a Web3 Secret Storage v3 keystore (asks for its passphrase) or a file holding
 the raw key as 64 hex characters. Stop the gateway first. An existing,
-different key is only replaced with --force (it would be lost: export it first).
+different key is only replaced with --force; the replaced key is kept beside
+it as <key file>.bak (mode 0600).
 `,
   async run(args, io) {
     const src = args.positionals[0]
@@ -107,9 +108,10 @@ different key is only replaced with --force (it would be lost: export it first).
       privateKey = `0x${hex.toLowerCase()}`
     }
     const file = keyFile(args, io)
-    writeKey(file, privateKey, { overwrite: args.values['force'] === true })
+    const w = writeKey(file, privateKey, { overwrite: args.values['force'] === true })
     const address = addressOf(privateKey)
-    io.out(args.values['json'] ? jsonText({ address, keyFile: file }) : `imported ${address} into ${file}`)
+    const note = !w.written ? ' (it already held this key)' : w.backupPath ? `; the previous key is in ${w.backupPath}` : ''
+    io.out(args.values['json'] ? jsonText({ address, keyFile: file, written: w.written, backupPath: w.backupPath ?? null }) : `imported ${address} into ${file}${note}`)
     return 0
   },
 }
