@@ -13,6 +13,9 @@ import { miBeaconDecoder } from './mibeacon.ts'
 import { MIBEACON_VECTORS } from './mibeacon.vectors.ts'
 import { ruuviDecoder } from './ruuvi.ts'
 import { RUUVI_VECTORS } from './ruuvi.vectors.ts'
+// LoRaWAN payload decoders
+import { cayenneLpp } from './cayenne-lpp.ts'
+import { CAYENNE_LPP_VECTORS } from './cayenne-lpp.vectors.ts'
 
 export const DECODERS: readonly RegisteredDecoder[] = [
   // --- BLE ---
@@ -21,7 +24,7 @@ export const DECODERS: readonly RegisteredDecoder[] = [
   { decoder: atcDecoder, vectors: ATC_VECTORS },
   { decoder: miBeaconDecoder, vectors: MIBEACON_VECTORS },
   // --- LoRaWAN payloads ---
-  // --- LoRaWAN payloads ---
+  { decoder: cayenneLpp, vectors: CAYENNE_LPP_VECTORS },
   // --- MQTT firmware formats ---
 ]
 
