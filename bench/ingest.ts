@@ -98,7 +98,7 @@ async function inProcess(): Promise<number> {
     maxPending: 1_000_000,
     commitMaxReadings: 1000,
     retentionMs: 86_400_000,
-    maxBytes: 8 << 30,
+    maxBytes: 8 * 2 ** 30,
   })
   const t0 = performance.now()
   const all: Promise<bigint[]>[] = []

@@ -18,7 +18,7 @@ import { Clock } from './pipeline/clock.ts'
 import { MetricsRegistry } from './pipeline/metrics.ts'
 import { Pipeline } from './pipeline/pipeline.ts'
 import type { Source, SourceContext } from './pipeline/source.ts'
-import { SimSource } from './sources/sim/sim.ts'
+import { SOURCE_PLUGINS, type PluginContext } from './plugins.ts'
 import { Store } from './store/store.ts'
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
@@ -120,8 +120,20 @@ export class Gateway {
     })
     const api = await this.api.listen(listen.value.host, listen.value.port)
 
-    if (c.sources.sim.enabled) {
-      this.sources.push(new SimSource({ sensors: c.sources.sim.sensors, intervalMs: c.sources.sim.interval_ms, kinds: c.sources.sim.kinds }))
+    const pluginCtx: PluginContext = {
+      config: c,
+      simulation: this.loaded.simulation,
+      store,
+      metrics: this.metrics,
+      log,
+      clock: this.clock,
+      bus: this.bus,
+      rejects,
+      gatewayAddress: key.address,
+    }
+    for (const plugin of SOURCE_PLUGINS) {
+      const source = plugin.create({ ...pluginCtx, log: log.child({ source: plugin.id }) })
+      if (source) this.sources.push(source)
     }
     const ctx: SourceContext = {
       ingest: (r) => pipeline.ingest(r),

@@ -3,7 +3,8 @@ import { join } from 'node:path'
 import { loadConfig } from '../../config/load.ts'
 import { DB_FILE } from '../../gateway.ts'
 import { Store } from '../../store/store.ts'
-import { CONFIG_OPTIONS, jsonText, str, type Command } from '../cli.ts'
+import { FieldproofError } from '../../core/errors.ts'
+import { CONFIG_OPTIONS, jsonText, str, UsageError, type Command } from '../cli.ts'
 
 const list: Command = {
   name: 'list',
@@ -35,13 +36,62 @@ and rejected counts. Key material is never shown.
   },
 }
 
+const remove: Command = {
+  name: 'remove',
+  summary: 'remove a registered device',
+  options: { ...CONFIG_OPTIONS, json: { type: 'boolean' } },
+  help: `Usage: fieldproof devices remove DEVICE-ID [--config PATH | --state-dir DIR]
+
+Remove a device and its credentials or keys from the registry. Its stored
+readings stay (they are part of signed batches); new ones from it are refused.
+`,
+  run(args, io) {
+    const id = args.positionals[0]
+    if (!id) throw new UsageError('DEVICE-ID is required')
+    const { config } = loadConfig({ path: str(args.values['config']), overrides: { stateDir: str(args.values['state-dir']) }, env: io.env, cwd: io.cwd })
+    const dbPath = join(config.gateway.state_dir, DB_FILE)
+    if (!existsSync(dbPath)) throw new FieldproofError('NOT_FOUND', `no database at ${dbPath}`)
+    const s = new Store(dbPath)
+    try {
+      if (!s.removeDevice(id)) throw new FieldproofError('NOT_FOUND', `no device "${id}"`)
+    } finally {
+      s.close()
+    }
+    io.out(args.values['json'] ? jsonText({ removed: id }) : `removed ${id}`)
+    return 0
+  },
+}
+
+/** `devices add <kind>`: one subcommand per device kind, each in its own file. */
+export const DEVICE_ADD_COMMANDS: Command[] = []
+
+const add: Command = {
+  name: 'add',
+  summary: 'register a device',
+  options: {},
+  get subcommands() {
+    return DEVICE_ADD_COMMANDS
+  },
+  get help() {
+    return `Usage: fieldproof devices add <kind> [options]
+
+${DEVICE_ADD_COMMANDS.length ? DEVICE_ADD_COMMANDS.map((c) => `  ${c.name.padEnd(9)} ${c.summary}`).join('\n') : '  (no device kinds are registered in this build)'}
+
+Credentials and keys are shown once, at creation; the gateway keeps only what
+it needs to check them. Each kind has --help.
+`
+  },
+}
+
 export const devicesCommand: Command = {
   name: 'devices',
   summary: 'list and manage the devices registered with this gateway',
   options: {},
-  subcommands: [list],
-  help: `Usage: fieldproof devices <list> [options]
+  subcommands: [list, add, remove],
+  help: `Usage: fieldproof devices <list|add|remove> [options]
 
-  list    list registered devices
+  list      list registered devices
+  add       register a device (fieldproof devices add --help)
+  remove    remove a registered device
 `,
 }
