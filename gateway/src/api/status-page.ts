@@ -1,6 +1,10 @@
 // The status page: one self-contained HTML document (no external assets: the
 // gateway may have no internet) that polls /api/v1/status.
 
+import { UNITS } from '../core/units.ts'
+
+const SYMBOLS = JSON.stringify(Object.fromEntries(Object.entries(UNITS).map(([id, u]) => [id, u.symbol])))
+
 export const STATUS_PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>Fieldproof gateway</title>
@@ -25,6 +29,8 @@ export const STATUS_PAGE = `<!doctype html>
 </main>
 <script>
 const $=id=>document.getElementById(id);
+const SYM=${SYMBOLS};
+const unit=u=>(u in SYM?SYM[u]:u);
 const esc=s=>String(s).replace(/[&<>"]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));
 const dl=(el,rows)=>{el.innerHTML=rows.map(([k,v,c])=>'<dt>'+esc(k)+'</dt><dd class="'+(c||'')+'">'+esc(v)+'</dd>').join('')};
 const mb=b=>(b/1048576).toFixed(1)+' MB';
@@ -38,7 +44,7 @@ async function tick(){
   dl($('store'),[['used',mb(s.store.usedBytes)+' of '+mb(s.store.maxBytes)],['state',s.store.full?'FULL: refusing input':'ok',s.store.full?'bad':'ok'],['retention',s.store.retentionHours+' h']]);
   $('sinks').innerHTML='<tr><th>sink</th><th>acked</th><th>backlog</th><th>state</th></tr>'+(s.sinks.length?s.sinks.map(k=>'<tr><td>'+esc(k.id)+'</td><td>'+esc(k.ackedBatchId)+'</td><td>'+esc(k.backlogBatches)+'</td><td>'+esc(k.state)+'</td></tr>').join(''):'<tr><td colspan=4>no sinks configured</td></tr>');
   const r=await (await fetch('/api/v1/readings?order=desc&limit=10')).json();
-  $('latest').innerHTML='<tr><th>seq</th><th>device</th><th>source</th><th>metrics</th></tr>'+r.readings.map(x=>'<tr><td>'+esc(x.seq)+'</td><td>'+esc(x.reading.deviceId)+'</td><td>'+esc(x.reading.source)+'</td><td>'+esc(x.reading.metrics.map(m=>m.name+'='+m.value+' '+m.unit).join(', '))+'</td></tr>').join('');
+  $('latest').innerHTML='<tr><th>seq</th><th>device</th><th>source</th><th>metrics</th></tr>'+r.readings.map(x=>'<tr><td>'+esc(x.seq)+'</td><td>'+esc(x.reading.deviceId)+'</td><td>'+esc(x.reading.source)+'</td><td>'+esc(x.reading.metrics.map(m=>m.name+' '+m.value+(unit(m.unit)?' '+unit(m.unit):'')).join(', '))+'</td></tr>').join('');
  }catch(e){$('name').textContent='(gateway unreachable)'}
 }
 tick();setInterval(tick,3000);
