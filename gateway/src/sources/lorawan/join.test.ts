@@ -4,8 +4,8 @@
 import t from 'tap'
 import { createCipheriv } from 'node:crypto'
 import lpImport from 'lora-packet'
-import { aesKey, bytesToHex, hexToBytes, aesCmac, type AesKey } from './crypto.ts'
-import { buildDataFrame, buildJoinRequest, encodeCfListFrequencies, verifyDataFrameMic, parsePhyPayload } from './phy.ts'
+import { aesKey, bytesToHex, hexToBytes, aesCmac, type AesKey } from '../../core/lorawan/crypto.ts'
+import { buildDataFrame, buildJoinRequest, encodeCfListFrequencies, verifyDataFrameMic, parsePhyPayload } from '../../core/lorawan/phy.ts'
 import { devAddrForNetIdType0, handleJoinRequest, type JoinDevice } from './join.ts'
 import { EU868_CFLIST_FREQS_HZ } from './region.ts'
 

@@ -13,8 +13,8 @@
 // JoinNonce (AppNonce) is a 24-bit counter per device for both versions
 // (required by 1.0.4, allowed by 1.0.3): last + 1, never reused.
 
-import { type AesKey, aesKey, deriveSessionKeys10 } from './crypto.ts'
-import { type JoinRequestFrame, buildJoinAccept, normalizeEui, parsePhyPayload, verifyJoinRequestMic } from './phy.ts'
+import { type AesKey, aesKey, deriveSessionKeys10 } from '../../core/lorawan/crypto.ts'
+import { type JoinRequestFrame, buildJoinAccept, normalizeEui, parsePhyPayload, verifyJoinRequestMic } from '../../core/lorawan/phy.ts'
 
 /** What the registry holds about a device for joins. */
 export interface JoinDevice {

@@ -20,7 +20,8 @@ import {
   verifyJoinRequestMic,
   type DataFrame,
 } from './phy.ts'
-import { EU868_CFLIST_FREQS_HZ } from './region.ts'
+// EU868_CFLIST_FREQS_HZ of sources/lorawan/region.ts (core may not import sources).
+const EU868_CFLIST_FREQS_HZ: readonly number[] = [867_100_000, 867_300_000, 867_500_000, 867_700_000, 867_900_000]
 
 // lora-packet is CommonJS with an __esModule default: Node hands over the API object itself.
 const loraPacket = (lpImport as unknown as { default?: typeof lpImport.default }).default ?? (lpImport as unknown as typeof lpImport.default)
