@@ -1,0 +1,82 @@
+// Tasmota, ESPHome and Shelly decoders: every published vector decodes
+// exactly (the shared conformance test checks them too, within a float
+// tolerance; here values must be equal to the digit), and 10,000 fuzzed
+// payloads per topic family are refused or decoded without a throw.
+
+import t from 'tap'
+import type { Decoder, DecoderVector } from '../core/decoder.ts'
+import { checkMetric } from '../core/units.ts'
+import { esphomeDecoder } from './esphome.ts'
+import { ESPHOME_VECTORS } from './esphome.vectors.ts'
+import { shellyDecoder } from './shelly.ts'
+import { SHELLY_VECTORS } from './shelly.vectors.ts'
+import { tasmotaDecoder } from './tasmota.ts'
+import { TASMOTA_VECTORS } from './tasmota.vectors.ts'
+
+const SETS: [Decoder, readonly DecoderVector[], string[]][] = [
+  [tasmotaDecoder, TASMOTA_VECTORS, ['tele/dev/SENSOR', 'tele/dev/STATE']],
+  [esphomeDecoder, ESPHOME_VECTORS, ['node/sensor/room_temperature/state', 'node/binary_sensor/hall_motion/state', 'node/switch/relay/state']],
+  [shellyDecoder, SHELLY_VECTORS, ['shelly1/status/switch:0', 'shelly1/status/temperature:0', 'shelly1/events/rpc']],
+]
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let x = a
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+for (const [decoder, vectors] of SETS) {
+  t.test(`${decoder.id}: vectors decode exactly`, async (t) => {
+    for (const v of vectors) {
+      const r = decoder.decode({ transport: 'mqtt', bytes: new TextEncoder().encode(v.input), ...(v.frame?.topic !== undefined ? { topic: v.frame.topic } : {}) })
+      if (!v.expect.ok) {
+        t.equal(r.ok ? 'ok' : r.code, v.expect.code, v.name)
+        continue
+      }
+      t.ok(r.ok, v.name)
+      if (!r.ok) continue
+      const got = [...r.metrics].sort((a, b) => a.name.localeCompare(b.name))
+      const want = [...v.expect.metrics].sort((a, b) => a.name.localeCompare(b.name))
+      t.same(got, want, v.name)
+      if (v.expect.meta) t.has(r.meta, v.expect.meta, `${v.name}: meta`)
+    }
+  })
+}
+
+const FRAGMENTS = ['{', '}', '[', ']', '"', ':', ',', 'null', 'true', 'false', '1e309', '-0', 'NaN', '"ON"', '"OFF"', '"Temperature"', '"ENERGY"', '"switch:0"', '"params"', '"NotifyStatus"', '"method"', '"aenergy"', '"total"', '21.5', '"TempUnit"', '"F"', '"PressureUnit"', '"inHg"', '\u0000', '\uffff', ' ']
+
+t.test('10,000 fuzzed payloads per topic family never throw or produce an invalid metric', async (t) => {
+  const rand = rng(2024)
+  for (const [decoder, vectors, topics] of SETS) {
+    for (const topic of topics) {
+      let bad = 0
+      for (let i = 0; i < 10_000; i++) {
+        let text: string
+        const mode = i % 3
+        if (mode === 0) text = Buffer.from(Array.from({ length: Math.floor(rand() * 80) }, () => Math.floor(rand() * 256))).toString('latin1')
+        else if (mode === 1) text = Array.from({ length: 1 + Math.floor(rand() * 30) }, () => FRAGMENTS[Math.floor(rand() * FRAGMENTS.length)]).join('')
+        else {
+          const v = vectors[Math.floor(rand() * vectors.length)] as DecoderVector
+          const chars = [...v.input]
+          for (let k = 0; k < 1 + Math.floor(rand() * 3); k++) chars[Math.floor(rand() * chars.length)] = FRAGMENTS[Math.floor(rand() * FRAGMENTS.length)] as string
+          text = chars.join('')
+        }
+        try {
+          const r = decoder.decode({ transport: 'mqtt', topic, bytes: new TextEncoder().encode(text) })
+          if (r.ok) {
+            for (const m of r.metrics) if (!checkMetric(m.name, m.unit, m.value).ok) bad++
+            if (new Set(r.metrics.map((m) => m.name)).size !== r.metrics.length) bad++
+          } else if (!r.reason) bad++
+        } catch {
+          bad++
+        }
+      }
+      t.equal(bad, 0, `${decoder.id} on ${topic}`)
+    }
+  }
+})

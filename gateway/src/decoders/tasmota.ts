@@ -1,0 +1,118 @@
+// Tasmota telemetry over MQTT (https://tasmota.github.io/docs/MQTT/,
+// "tele/%topic%/SENSOR" and "tele/%topic%/STATE"; sensor JSON as in the
+// per-sensor pages, e.g. https://tasmota.github.io/docs/AM2301, and the
+// ENERGY object of https://tasmota.github.io/docs/Power-Monitoring/).
+//
+// SENSOR: one object per sensor (AM2301, BME280, DS18B20-1, ENERGY, ...) with
+// Temperature (unit from "TempUnit", C or F), Humidity, DewPoint, Pressure
+// (unit from "PressureUnit": hPa, mmHg, inHg), Illuminance, CarbonDioxide /
+// eCO2, TVOC, PM1/PM2.5/PM10, and for ENERGY: Total (kWh), Power, ApparentPower,
+// ReactivePower, Factor, Voltage, Current, Frequency (arrays per phase).
+// STATE: POWER / POWER<n> ("ON"/"OFF") and Wifi.Signal (dBm).
+// Other telemetry topics (LWT, INFO, RESULT) are not readings: not-matched.
+
+import { reject, type Decoder, type DecodeResult } from '../core/decoder.ts'
+import type { Metric } from '../core/types.ts'
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
+
+const SENSOR_FIELDS: Readonly<Record<string, { name: string; unit: string }>> = {
+  Temperature: { name: 'temperature_c', unit: 'Cel' },
+  DewPoint: { name: 'dewpoint_c', unit: 'Cel' },
+  Humidity: { name: 'humidity_pct', unit: '%' },
+  Pressure: { name: 'pressure_hpa', unit: 'hPa' },
+  Illuminance: { name: 'illuminance_lx', unit: 'lx' },
+  CarbonDioxide: { name: 'co2_ppm', unit: 'ppm' },
+  eCO2: { name: 'co2_ppm', unit: 'ppm' },
+  TVOC: { name: 'tvoc_ppb', unit: 'ppb' },
+  PM1: { name: 'pm1_0_ugm3', unit: 'ug/m3' },
+  'PM2.5': { name: 'pm2_5_ugm3', unit: 'ug/m3' },
+  PM10: { name: 'pm10_ugm3', unit: 'ug/m3' },
+  Total: { name: 'energy_kwh', unit: 'kWh' },
+  Power: { name: 'power_w', unit: 'W' },
+  ApparentPower: { name: 'apparent_power_va', unit: 'VA' },
+  ReactivePower: { name: 'reactive_power_var', unit: 'var' },
+  Factor: { name: 'power_factor', unit: '1' },
+  Voltage: { name: 'voltage_v', unit: 'V' },
+  Current: { name: 'current_a', unit: 'A' },
+  Frequency: { name: 'frequency_hz', unit: 'Hz' },
+}
+const PRESSURE_TO_HPA: Readonly<Record<string, number>> = { hPa: 1, mmHg: 1.333224, inHg: 33.863886 }
+const MAX_METRICS = 64
+
+class Metrics {
+  readonly list: Metric[] = []
+  add(name: string, unit: string, value: number): void {
+    if (!Number.isFinite(value) || this.list.length >= MAX_METRICS) return
+    let n = name
+    for (let i = 2; this.list.some((m) => m.name === n); i++) n = `${name}_${i}`
+    if (nameOk(n)) this.list.push({ name: n, unit, value })
+  }
+}
+const nameOk = (n: string) => /^[a-z][a-z0-9_]{0,63}$/.test(n) && !/_(\d{3,})$/.test(n)
+
+function parse(bytes: Uint8Array): Record<string, unknown> | string {
+  if (bytes.length > 16_384) return 'payload larger than 16 KiB'
+  try {
+    const j = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as unknown
+    return isObj(j) ? j : 'payload is not a JSON object'
+  } catch (e) {
+    return `not JSON: ${e instanceof Error ? e.message.slice(0, 80) : ''}`
+  }
+}
+
+function sensor(j: Record<string, unknown>): DecodeResult {
+  const tempUnit = j['TempUnit'] === 'F' ? 'F' : 'C'
+  const pressureUnit = typeof j['PressureUnit'] === 'string' ? j['PressureUnit'] : 'hPa'
+  const pScale = PRESSURE_TO_HPA[pressureUnit]
+  const out = new Metrics()
+  const sensors: string[] = []
+  for (const [key, block] of Object.entries(j)) {
+    if (!isObj(block)) continue
+    sensors.push(key)
+    for (const [field, raw] of Object.entries(block)) {
+      const f = SENSOR_FIELDS[field]
+      if (!f) continue
+      const values = Array.isArray(raw) ? raw : [raw]
+      for (const v of values) {
+        if (typeof v !== 'number') continue
+        let value = v
+        if (f.name === 'temperature_c' || f.name === 'dewpoint_c') value = tempUnit === 'F' ? ((v - 32) * 5) / 9 : v
+        if (f.name === 'pressure_hpa') {
+          if (pScale === undefined) continue
+          value = v * pScale
+        }
+        out.add(f.name, f.unit, value)
+      }
+    }
+  }
+  if (sensors.length === 0) return reject('not-matched', 'SENSOR payload holds no sensor object')
+  return { ok: true, metrics: out.list, meta: { sensors: sensors.join(',').slice(0, 200) } }
+}
+
+function state(j: Record<string, unknown>): DecodeResult {
+  const out = new Metrics()
+  const powers = Object.keys(j).filter((k) => /^POWER\d{0,2}$/.test(k)).sort((a, b) => Number(a.slice(5) || '1') - Number(b.slice(5) || '1'))
+  for (const k of powers) {
+    const v = j[k]
+    if (v === 'ON' || v === 'OFF') out.add('power_on', '1', v === 'ON' ? 1 : 0)
+  }
+  const wifi = j['Wifi']
+  if (isObj(wifi) && typeof wifi['Signal'] === 'number') out.add('rssi_dbm', 'dBm', wifi['Signal'])
+  return { ok: true, metrics: out.list }
+}
+
+export const tasmotaDecoder: Decoder = {
+  id: 'tasmota',
+  description: 'Tasmota telemetry: tele/<topic>/SENSOR (sensors, ENERGY) and tele/<topic>/STATE (relays, WiFi signal)',
+  match: { transport: 'mqtt', topic: 'tele/#' },
+  input: 'json',
+  decode(frame) {
+    const levels = (frame.topic ?? '').split('/')
+    const kind = levels[levels.length - 1]
+    if (levels[0] !== 'tele' || levels.length < 3 || (kind !== 'SENSOR' && kind !== 'STATE')) return reject('not-matched', 'only tele/<topic>/SENSOR and tele/<topic>/STATE carry readings')
+    const j = parse(frame.bytes)
+    if (typeof j === 'string') return reject('malformed', j)
+    return kind === 'SENSOR' ? sensor(j) : state(j)
+  },
+}

@@ -1,0 +1,127 @@
+// Device-signature checks off the event loop: a small pool of worker threads
+// (signature-worker.ts), each with its own DeviceVerifier. Jobs queued in
+// one turn of the event loop go to a worker as one message; a worker that
+// dies is replaced and its jobs are retried once elsewhere. With zero
+// workers the checks run inline (tests, tiny boards).
+
+import { Worker } from 'node:worker_threads'
+import { DeviceVerifier } from '../core/device-protocol.ts'
+
+const WORKER_URL = new URL('./signature-worker.ts', import.meta.url)
+/** Jobs per message to a worker at most: bounds the latency one batch adds. */
+const MAX_BATCH = 64
+
+interface Job {
+  readonly body: Uint8Array
+  readonly signature: Uint8Array
+  readonly publicKey: Uint8Array
+  readonly resolve: (ok: boolean) => void
+  retried: boolean
+}
+
+interface Slot {
+  worker: Worker
+  inflight: Map<number, Job[]>
+  load: number
+}
+
+export interface SignaturePoolOptions {
+  /** Worker threads; 0 checks inline on the calling thread. */
+  readonly workers: number
+  readonly onError?: (err: unknown) => void
+}
+
+export class SignaturePool {
+  readonly #o: SignaturePoolOptions
+  readonly #slots: Slot[] = []
+  readonly #inline = new DeviceVerifier()
+  #queue: Job[] = []
+  #scheduled = false
+  #nextId = 1
+  #closed = false
+
+  constructor(o: SignaturePoolOptions) {
+    this.#o = o
+    for (let i = 0; i < o.workers; i++) this.#slots.push(this.#spawn())
+  }
+
+  get workers(): number {
+    return this.#slots.length
+  }
+
+  #spawn(): Slot {
+    const worker = new Worker(WORKER_URL, { env: {}, stdout: false, stderr: false })
+    worker.unref()
+    const slot: Slot = { worker, inflight: new Map(), load: 0 }
+    worker.on('message', (m: { id: number; results: Uint8Array }) => {
+      const jobs = slot.inflight.get(m.id)
+      if (!jobs) return
+      slot.inflight.delete(m.id)
+      slot.load -= jobs.length
+      for (let i = 0; i < jobs.length; i++) (jobs[i] as Job).resolve(m.results[i] === 1)
+    })
+    const onDeath = (err: unknown) => {
+      if (this.#closed) return
+      this.#o.onError?.(err)
+      const idx = this.#slots.indexOf(slot)
+      if (idx >= 0) this.#slots[idx] = this.#spawn()
+      for (const jobs of slot.inflight.values()) {
+        for (const j of jobs) {
+          if (j.retried) j.resolve(this.#inline.verify(j.body, j.signature, j.publicKey))
+          else {
+            j.retried = true
+            this.#queue.push(j)
+          }
+        }
+      }
+      slot.inflight.clear()
+      this.#schedule()
+    }
+    worker.on('error', onDeath)
+    worker.on('exit', (code) => {
+      if (code !== 0) onDeath(new Error(`signature worker exited with code ${code}`))
+    })
+    return slot
+  }
+
+  /** True when `signature` over `body` is by `publicKey` (see DeviceVerifier.verify). Never rejects. */
+  verify(body: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): Promise<boolean> {
+    if (this.#slots.length === 0 || this.#closed) return Promise.resolve(this.#inline.verify(body, signature, publicKey))
+    return new Promise((resolve) => {
+      this.#queue.push({ body, signature, publicKey, resolve, retried: false })
+      this.#schedule()
+    })
+  }
+
+  #schedule(): void {
+    if (this.#scheduled) return
+    this.#scheduled = true
+    queueMicrotask(() => {
+      this.#scheduled = false
+      this.#dispatch()
+    })
+  }
+
+  #dispatch(): void {
+    while (this.#queue.length > 0) {
+      let best = this.#slots[0] as Slot
+      for (const s of this.#slots) if (s.load < best.load) best = s
+      const jobs = this.#queue.splice(0, MAX_BATCH)
+      const id = this.#nextId++
+      best.inflight.set(id, jobs)
+      best.load += jobs.length
+      best.worker.postMessage({ id, jobs: jobs.map((j) => ({ body: j.body, signature: j.signature, publicKey: j.publicKey })) })
+    }
+  }
+
+  /** Stop the workers; jobs still in flight are checked inline. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    const pending: Job[] = [...this.#queue]
+    this.#queue = []
+    for (const s of this.#slots) for (const jobs of s.inflight.values()) pending.push(...jobs)
+    await Promise.all(this.#slots.map((s) => s.worker.terminate()))
+    for (const j of pending) j.resolve(this.#inline.verify(j.body, j.signature, j.publicKey))
+  }
+}
