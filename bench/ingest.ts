@@ -120,7 +120,7 @@ async function inProcess(): Promise<number> {
 async function startGatewayProcess(name: string): Promise<{ port: number; token: string; pid: number; stop: () => Promise<void> }> {
   const dir = join(work, name)
   const cfg = join(work, `${name}.toml`)
-  writeFileSync(cfg, `[gateway]\nstate_dir = "${dir}"\nlog_level = "warn"\n[api]\nlisten = "127.0.0.1:0"\nmax_body_bytes = 4194304\n[store]\nmax_pending = 1000000\nmax_bytes = 8589934592\ncommit_max_readings = 1000\n[batch]\nmax_readings = 1000\n[clock]\nsync_check = "none"\n`)
+  writeFileSync(cfg, `[gateway]\nstate_dir = "${dir}"\nlog_level = "warn"\n[api]\nlisten = "127.0.0.1:0"\nmax_body_bytes = 4194304\n[store]\nmax_pending = 1000000\nmax_bytes = 8589934592\ncommit_max_readings = 1000\n[batch]\nmax_readings = 1000\n[clock]\nsync_check = "none"\n[discovery]\nmdns = false\n`)
   const proc = spawn(process.execPath, [CLI, 'start', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FIELDPROOF_CONFIG: '' } })
   let err = ''
   proc.stderr.setEncoding('utf8').on('data', (d: string) => (err += d))

@@ -5,7 +5,8 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Logger } from 'pino'
-import { signBatchHeader } from './core/batch.ts'
+import { signBatchHeader, signDigest } from './core/batch.ts'
+import { hexToBytes } from './core/hex.ts'
 import type { Hex } from './core/types.ts'
 import type { LoadedConfig } from './config/load.ts'
 import { parseListenAddress } from './config/schema.ts'
@@ -17,8 +18,13 @@ import { ReadingBus } from './pipeline/bus.ts'
 import { Clock } from './pipeline/clock.ts'
 import { MetricsRegistry } from './pipeline/metrics.ts'
 import { Pipeline } from './pipeline/pipeline.ts'
+import { DeviceRegistry } from './pipeline/devices.ts'
 import type { Source, SourceContext } from './pipeline/source.ts'
-import { SOURCE_PLUGINS, type PluginContext } from './plugins.ts'
+import { SinkRunner, SinkRunners } from './pipeline/sink-runner.ts'
+import { SINK_PLUGINS, SOURCE_PLUGINS, type PluginContext } from './plugins.ts'
+import type { BleSource } from './sources/ble/source.ts'
+import { deriveHealth, type GatewayHealth } from './sources/gpio/status-led.ts'
+import { MdnsAnnouncer, gatewayServices } from './discovery/mdns.ts'
 import { Store } from './store/store.ts'
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
@@ -46,12 +52,17 @@ export class Gateway {
   store: Store | undefined
   pipeline: Pipeline | undefined
   api: ApiServer | undefined
+  devices: DeviceRegistry | undefined
+  sinks: SinkRunners | undefined
   readonly sources: Source[] = []
   #abort = new AbortController()
   #running: Promise<void>[] = []
   #address: Hex | undefined
   #flushTimer: NodeJS.Timeout | undefined
   #rejects: RateLimitedLog | undefined
+  #phase: 'starting' | 'running' | 'stopping' | 'stopped' = 'starting'
+  #failedSources = 0
+  #mdns: MdnsAnnouncer | undefined
 
   constructor(o: GatewayOptions) {
     this.loaded = o.loaded
@@ -80,6 +91,16 @@ export class Gateway {
     this.#flushTimer = setInterval(() => rejects.flush(), 60_000)
     this.#flushTimer.unref()
     this.#rejects = rejects
+    // Sinks first: retention must know every enabled sink's cursor from the start (invariant 5).
+    const keyBytes = hexToBytes(privateKey, 32)
+    const sinkCtx = { config: c, simulation: this.loaded.simulation, store, metrics: this.metrics, log, clock: this.clock, bus: this.bus, rejects, gatewayAddress: key.address }
+    const runners: SinkRunner[] = []
+    for (const plugin of SINK_PLUGINS) {
+      const inst = plugin.create({ ...sinkCtx, log: log.child({ sink: plugin.id }), signDigest: (d) => signDigest(d, keyBytes) })
+      if (inst) runners.push(new SinkRunner({ sink: inst.sink, settings: inst.settings, store, bus: this.bus, log: log.child({ sink: inst.sink.id }) }))
+    }
+    const sinks = new SinkRunners(runners, this.metrics)
+    this.sinks = sinks
     const pipeline = new Pipeline({
       store,
       bus: this.bus,
@@ -91,17 +112,19 @@ export class Gateway {
       commitMaxReadings: c.store.commit_max_readings,
       retentionMs: c.store.retention_hours * 3_600_000,
       maxBytes: c.store.max_bytes,
+      ...(sinks.size > 0 ? { ackedBatchId: () => sinks.minAcked() ?? 0n } : {}),
       onError: (err, where) => log.error({ err, where }, 'pipeline error'),
     })
     this.pipeline = pipeline
+    const devices = new DeviceRegistry({ store, metrics: this.metrics, log, verifyWorkers: c.sources.mqtt.signature_workers })
+    this.devices = devices
     this.metrics.gauge('fieldproof_store_bytes', 'Database size in bytes: live pages plus WAL (used), file, WAL, and the configured cap', () => {
       if (store.closed) return []
       const z = store.size()
       return [[{ kind: 'used' }, z.usedBytes], [{ kind: 'file' }, z.fileBytes], [{ kind: 'wal' }, z.walBytes], [{ kind: 'cap' }, c.store.max_bytes]]
     })
-    // One series per enabled sink (none are configured until sinks exist).
-    this.metrics.gauge('fieldproof_sink_backlog_batches', 'Sealed batches a sink has not acknowledged yet', () => [])
-    this.metrics.gauge('fieldproof_sink_backlog_bytes', 'Canonical bytes of the batches a sink has not acknowledged yet', () => [])
+    // Sink backlog gauges and counters (one series per enabled sink) are registered by SinkRunners.
+    sinks.start()
     this.bus.onBatch((b) => log.debug({ batchId: b.header.batchId.toString(), count: b.header.count }, 'batch sealed'))
 
     const listen = parseListenAddress(c.api.listen)
@@ -117,6 +140,8 @@ export class Gateway {
       maxReadingsPerRequest: c.api.max_readings_per_request,
       httpSourceEnabled: c.sources.http.enabled,
       status: () => this.status(),
+      devices,
+      bleNearby: () => (this.sources.find((s) => s.id === 'ble') as BleSource | undefined)?.nearby(),
     })
     const api = await this.api.listen(listen.value.host, listen.value.port)
 
@@ -130,6 +155,8 @@ export class Gateway {
       bus: this.bus,
       rejects,
       gatewayAddress: key.address,
+      devices,
+      health: () => this.health(),
     }
     for (const plugin of SOURCE_PLUGINS) {
       const source = plugin.create({ ...pluginCtx, log: log.child({ source: plugin.id }) })
@@ -146,12 +173,18 @@ export class Gateway {
       const child = log.child({ source: s.id })
       this.#running.push(
         s.start({ ...ctx, log: child }, this.#abort.signal).catch((err: unknown) => {
+          this.#failedSources++
           child.error({ err }, 'source stopped with an error')
         }),
       )
     }
+    if (c.discovery.mdns) {
+      this.#mdns = new MdnsAnnouncer({ instance: c.gateway.name, host: c.gateway.name, interface: c.discovery.interface, log: log.child({ component: 'mdns' }), services: gatewayServices(c, api.port, key.address, VERSION) })
+      await this.#mdns.start().catch((err: unknown) => log.warn({ err }, 'mDNS: cannot announce'))
+    }
+    this.#phase = 'running'
     log.info(
-      { address: key.address, api: `http://${api.host}:${api.port}`, simulation: this.loaded.simulation, stateDir: c.gateway.state_dir, sources: this.sources.map((s) => s.id) },
+      { address: key.address, api: `http://${api.host}:${api.port}`, simulation: this.loaded.simulation, stateDir: c.gateway.state_dir, sources: this.sources.map((s) => s.id), sinks: this.sinks?.runners.map((r) => r.sink.id) ?? [] },
       'gateway started',
     )
     return { address: key.address, api, keyCreated: key.created, tokenFile: c.api.token_file }
@@ -184,9 +217,21 @@ export class Gateway {
         full: p?.state.storeFull ?? false,
         retentionHours: c.store.retention_hours,
       },
-      sinks: [] as unknown[],
+      sinks: this.sinks?.status() ?? [],
       sources: Object.fromEntries(this.sources.map((s) => [s.id, s.status?.() ?? {}])),
+      health: this.health(),
+      discovery: this.#mdns?.status() ?? null,
     }
+  }
+
+  /** The gateway's state as the status LED shows it (sources/gpio/status-led.ts). */
+  health(): GatewayHealth {
+    return deriveHealth({
+      phase: this.#phase,
+      storeFull: this.pipeline?.state.storeFull ?? false,
+      failedSources: this.#failedSources,
+      sinkStates: this.sinks?.status().map((s) => s.state) ?? [],
+    })
   }
 
   /**
@@ -194,15 +239,22 @@ export class Gateway {
    * queued, seal the open batch, close the store.
    */
   async stop(): Promise<void> {
+    this.#phase = 'stopping'
+    // Goodbye first (TTL 0), so clients stop using the API before it closes.
+    await this.#mdns?.stop()
     this.#abort.abort()
     await Promise.allSettled(this.#running)
     // Let in-flight HTTP requests finish their commit before closing.
     const closing = this.api?.close()
     this.pipeline?.stop()
     await closing
+    await this.devices?.close()
+    // The in-flight send of each sink is aborted; its batch is sent again after the next start.
+    await this.sinks?.stop()
     this.store?.close()
     if (this.#flushTimer) clearInterval(this.#flushTimer)
     this.#rejects?.flush()
+    this.#phase = 'stopped'
     this.log.info('gateway stopped')
   }
 }

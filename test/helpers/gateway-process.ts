@@ -34,10 +34,12 @@ export interface StartOptions {
 
 export async function startGateway(o: StartOptions): Promise<GatewayProcess> {
   // An empty stateDir runs without --state-dir: the config's (or simulation's ./.fieldproof in cwd).
-  const args = [CLI, 'start', ...(o.stateDir ? ['--state-dir', o.stateDir] : []), '--http-listen', '127.0.0.1:0']
+  // Every listener on a free port, so gateways in parallel tests never collide.
+  const args = [CLI, 'start', ...(o.stateDir ? ['--state-dir', o.stateDir] : []), '--http-listen', '127.0.0.1:0', ...(o.config === undefined ? ['--mqtt-listen', '127.0.0.1:0'] : [])]
   if (o.config !== undefined) {
     const file = o.stateDir.replace(/\/+$/, '') + '.toml'
-    writeFileSync(file, o.config)
+    // Tests never announce over mDNS on the machine's real interfaces.
+    writeFileSync(file, /^\[discovery\]/m.test(o.config) ? o.config : `${o.config}\n[discovery]\nmdns = false\n`)
     args.push('--config', file)
   }
   const env: Record<string, string | undefined> = { ...process.env, FIELDPROOF_CONFIG: '', ...o.env }

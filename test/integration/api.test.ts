@@ -20,7 +20,7 @@ async function startInProcess(t: Test, extra = '') {
   const file = join(dir, 'fieldproof.toml')
   writeFileSync(
     file,
-    `[gateway]\nstate_dir = "state"\n[api]\nlisten = "127.0.0.1:0"\nmax_body_bytes = 65536\nmax_readings_per_request = 100\n[batch]\nmax_readings = 10\nmax_age_seconds = 3600\n[clock]\nsync_check = "none"\n${extra}`,
+    `[gateway]\nstate_dir = "state"\n[api]\nlisten = "127.0.0.1:0"\nmax_body_bytes = 65536\nmax_readings_per_request = 100\n[batch]\nmax_readings = 10\nmax_age_seconds = 3600\n[clock]\nsync_check = "none"\n[discovery]\nmdns = false\n${extra}`,
   )
   const loaded = loadConfig({ path: file, env: {} })
   const gw = new Gateway({ loaded, log: quiet })

@@ -10,6 +10,7 @@
 //   GET  /api/v1/batches           ?after=&limit=
 //   GET  /api/v1/batches/:id       one signed batch header
 //   GET  /api/v1/proofs/:seq       the proof bundle of a reading
+//   GET  /api/v1/ble/nearby        BLE sensors heard recently (bearer token; docs/ble.md)
 //   GET  /metrics                  Prometheus text
 //   GET  /                         status page
 
@@ -26,7 +27,10 @@ import type { Clock } from '../pipeline/clock.ts'
 import { parseIngestBody, type IngestCause } from '../sources/http/ingest.ts'
 import type { RateLimitedLog } from '../log/logger.ts'
 import type { ReadingRow } from '../store/store.ts'
+import type { BleNearbyView } from '../sources/ble/nearby.ts'
 import { STATUS_PAGE } from './status-page.ts'
+import { handleSignedIngest, isSignedMediaType } from './device-ingest.ts'
+import type { DeviceRegistry } from '../pipeline/devices.ts'
 
 export interface ApiOptions {
   readonly pipeline: Pipeline
@@ -41,6 +45,10 @@ export interface ApiOptions {
   readonly httpSourceEnabled: boolean
   /** Builds the /api/v1/status document. */
   readonly status: () => Record<string, unknown>
+  /** The BLE source's discovery view; undefined when the BLE source is off. */
+  readonly bleNearby?: () => BleNearbyView | undefined
+  /** Signed devices and per-device tokens (pipeline/devices.ts); without it those routes answer 404 / 401. */
+  readonly devices?: DeviceRegistry
 }
 
 class HttpError extends Error {
@@ -195,6 +203,24 @@ export class ApiServer {
     try {
       const m = req.method ?? 'GET'
       let r: RegExpExecArray | null
+      if (m === 'POST' && this.#o.devices && ((r = /^\/api\/v1\/devices\/([^/]{1,400})\/readings$/.exec(path)) || (path === '/api/v1/readings' && isSignedMediaType(req)))) {
+        route = 'signed-ingest'
+        let id: string | undefined
+        try {
+          id = r ? decodeURIComponent(r[1] as string) : undefined
+        } catch {
+          throw new HttpError(400, 'bad-request', 'the device id in the path is not valid percent-encoding')
+        }
+        const pipeline = this.#o.pipeline
+        status = await handleSignedIngest(req, res, id, {
+          devices: this.#o.devices,
+          maxBodyBytes: this.#o.maxBodyBytes,
+          received: () => this.#o.clock.now(),
+          ingest: (rs) => pipeline.ingest(rs),
+          reject: (cause, details) => this.#reject('http', cause, details),
+        })
+        return
+      }
       if (path === '/api/v1/readings' && m === 'POST') {
         route = 'ingest'
         status = await this.#ingest(req, res)
@@ -242,6 +268,13 @@ export class ApiServer {
         const p = proofForSeq(this.#o.pipeline.store, BigInt(r[1] as string))
         if (!p.ok) throw new HttpError(p.status, p.status === 409 ? 'not-sealed' : 'not-found', p.reason, p.status === 409 ? { 'retry-after': '5' } : {})
         send(res, 200, p.bundle)
+      } else if (path === '/api/v1/ble/nearby') {
+        route = 'ble-nearby'
+        // MAC addresses of sensors around the gateway, the neighbours' included: token only.
+        if (!this.#authorized(req)) throw new HttpError(401, 'unauthorized', 'a valid bearer token is required (Authorization: Bearer <token>)', { 'www-authenticate': 'Bearer realm="fieldproof"' })
+        const view = this.#o.bleNearby?.()
+        if (!view) throw new HttpError(404, 'not-enabled', 'the BLE source is not enabled ([sources.ble] enabled = true)')
+        send(res, 200, view)
       } else if (path === '/metrics') {
         route = 'metrics'
         send(res, 200, this.#o.metrics.render(), { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
@@ -271,7 +304,14 @@ export class ApiServer {
       return status
     }
     if (!this.#o.httpSourceEnabled) return fail(403, 'disabled', 'the HTTP source is disabled in the configuration ([sources.http] enabled = false)')
+    // The gateway token, or a device's own token (fieldproof devices add http) for that device's readings only.
+    let tokenId = 'api'
     if (!this.#authorized(req)) {
+      const h = req.headers.authorization
+      const device = typeof h === 'string' && h.startsWith('Bearer ') ? this.#o.devices?.deviceForToken(h.slice(7).trim()) : undefined
+      if (device !== undefined) tokenId = device
+    }
+    if (tokenId === 'api' && !this.#authorized(req)) {
       return fail(401, 'unauthorized', 'a valid bearer token is required (Authorization: Bearer <token>; see docs/http-api.md)', { 'www-authenticate': 'Bearer realm="fieldproof"' })
     }
     const ct = String(req.headers['content-type'] ?? 'application/json')
@@ -289,10 +329,18 @@ export class ApiServer {
     } catch (e) {
       return fail(400, 'invalid-json' satisfies IngestCause, `body is not valid JSON: ${(e as Error).message.slice(0, 120)}`)
     }
-    const result = parseIngestBody(parsed, { received: this.#o.clock.now(), tokenId: 'api', maxReadings: this.#o.maxReadingsPerRequest })
-    if (!result.ok) return fail(result.cause === 'too-many' ? 413 : 400, result.cause, result.reason)
+    const result = parseIngestBody(parsed, { received: this.#o.clock.now(), tokenId, maxReadings: this.#o.maxReadingsPerRequest })
+    if (!result.ok) {
+      if (tokenId !== 'api') this.#o.devices?.touch(tokenId, { rejected: 1 })
+      return fail(result.cause === 'too-many' ? 413 : 400, result.cause, result.reason)
+    }
+    if (tokenId !== 'api' && result.readings.some((x) => x.deviceId !== tokenId)) {
+      this.#o.devices?.touch(tokenId, { rejected: 1 })
+      return fail(403, 'device-mismatch', `a device token may only submit readings of its own device "${tokenId}"`)
+    }
     try {
       const seqs = await this.#o.pipeline.ingest(result.readings)
+      if (tokenId !== 'api') this.#o.devices?.touch(tokenId, { accepted: seqs.length })
       send(res, 201, { accepted: seqs.length, seqs: seqs.map(String) })
       return 201
     } catch (e) {

@@ -7,11 +7,12 @@ import { decodeCommand } from './commands/decode.ts'
 import { devicesCommand } from './commands/devices.ts'
 import { exportCommand } from './commands/export.ts'
 import { keysCommand } from './commands/keys.ts'
+import { receiveCommand } from './commands/receive.ts'
 import { startCommand } from './commands/start.ts'
 import { statusCommand } from './commands/status.ts'
 import { verifyCommand } from './commands/verify.ts'
 
-export const COMMANDS: readonly Command[] = [startCommand, statusCommand, keysCommand, verifyCommand, exportCommand, decodeCommand, devicesCommand, configCommand]
+export const COMMANDS: readonly Command[] = [startCommand, statusCommand, keysCommand, verifyCommand, exportCommand, decodeCommand, devicesCommand, configCommand, receiveCommand]
 
 export const rootCommand: Command = {
   name: '',

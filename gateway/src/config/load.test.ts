@@ -31,7 +31,8 @@ t.test('an empty file is a complete device config with every default', (t) => {
   const { config, simulation, path } = load({ path: file })
   t.equal(simulation, false)
   t.equal(path, file)
-  t.same(config, {
+  const { sources, sinks, discovery, ...core } = config
+  t.same(core, {
     gateway: { name: 'fieldproof', state_dir: '/var/lib/fieldproof', log_level: 'info' },
     identity: { key_file: '/var/lib/fieldproof/gateway.key' },
     api: {
@@ -43,10 +44,14 @@ t.test('an empty file is a complete device config with every default', (t) => {
     store: { retention_hours: 168, max_bytes: 1073741824, max_pending: 20000, commit_max_readings: 2000 },
     batch: { max_readings: 1000, max_age_seconds: 60 },
     clock: { sync_check: 'timedatectl' },
-    sources: { sim: { enabled: false, sensors: 6, interval_ms: 2000, kinds: ['th', 'aq', 'power'] }, http: { enabled: true } },
-    sinks: {},
   })
-  t.same(Object.keys(config), ['gateway', 'identity', 'api', 'store', 'batch', 'clock', 'sources', 'sinks'], 'keys in schema order')
+  t.same(sources.sim, { enabled: false, sensors: 6, interval_ms: 2000, kinds: ['th', 'aq', 'power'] })
+  t.same(sources.http, { enabled: true })
+  // Every other source and every sink is present with its defaults, and off until configured.
+  for (const [id, section] of Object.entries(sources)) if (id !== 'http') t.equal((section as { enabled: boolean }).enabled, false, `sources.${id} off by default`)
+  for (const [id, section] of Object.entries(sinks)) t.equal((section as { enabled: boolean }).enabled, false, `sinks.${id} off by default`)
+  t.equal(discovery.mdns, true, 'mDNS announces on a device')
+  t.same(Object.keys(config).slice(0, 8), ['gateway', 'identity', 'api', 'store', 'batch', 'clock', 'sources', 'sinks'], 'keys in schema order')
   t.end()
 })
 
@@ -119,7 +124,7 @@ t.test('unknown keys are rejected, naming the file and the key', (t) => {
   const dir = t.testdir({
     'top.toml': 'colour = "blue"\n',
     'nested.toml': '[sources.sim]\nintervl_ms = 500\n',
-    'table.toml': '[sources.lorawan]\nenabled = true\n',
+    'table.toml': '[sources.zigbee]\nenabled = true\n',
     'sink.toml': '[sinks.evm]\nrpc = "http://127.0.0.1:8545"\n',
   })
   const top = configError(t, () => load({ path: join(dir, 'top.toml') }), 'CONFIG_INVALID')
@@ -127,7 +132,7 @@ t.test('unknown keys are rejected, naming the file and the key', (t) => {
   const nested = configError(t, () => load({ path: join(dir, 'nested.toml') }), 'CONFIG_INVALID')
   t.equal(nested.message, `${join(dir, 'nested.toml')}: sources.sim.intervl_ms: unknown key (did you mean "interval_ms"?)`)
   const table = configError(t, () => load({ path: join(dir, 'table.toml') }), 'CONFIG_INVALID')
-  t.match(table.message, `${join(dir, 'table.toml')}: sources.lorawan: unknown key (known keys: sim, http)`)
+  t.match(table.message, `${join(dir, 'table.toml')}: sources.zigbee: unknown key (known keys: sim, http`)
   const sink = configError(t, () => load({ path: join(dir, 'sink.toml') }), 'CONFIG_INVALID')
   t.match(sink.message, `${join(dir, 'sink.toml')}: sinks.evm: unknown key`)
   t.end()
@@ -225,7 +230,7 @@ max_readings_per_request = -1
 listen = "localhost"
 [batch]
 max_age_seconds = "10s"
-[sinks.http]
+[sinks.nope]
 url = "https://example.org"
 `,
   })
@@ -237,7 +242,7 @@ url = "https://example.org"
   for (const l of lines) t.ok(l.startsWith(`${file}: `), l)
   t.same(
     issues(e).map((i) => i.path),
-    ['api.listen', 'api.max_readings_per_request', 'batch.max_age_seconds', 'gateway.nmae', 'sinks.http'],
+    ['api.listen', 'api.max_readings_per_request', 'batch.max_age_seconds', 'gateway.nmae', 'sinks.nope'],
   )
   t.end()
 })

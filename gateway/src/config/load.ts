@@ -36,6 +36,8 @@ import {
  */
 export const LISTEN_OVERRIDES = {
   http: { flag: '--http-listen', path: ['api', 'listen'] },
+  lorawan: { flag: '--lorawan-listen', path: ['sources', 'lorawan', 'listen'] },
+  mqtt: { flag: '--mqtt-listen', path: ['sources', 'mqtt', 'listen'] },
 } as const satisfies Record<string, { flag: string; path: readonly string[] }>
 
 export type ListenerName = keyof typeof LISTEN_OVERRIDES

@@ -34,7 +34,8 @@ t.test('the simulation overlay comes from the schema', (t) => {
     gateway: { state_dir: './.fieldproof' },
     api: { listen: '127.0.0.1:8080' },
     batch: { max_age_seconds: 10 },
-    sources: { sim: { enabled: true } },
+    sources: { sim: { enabled: true }, mqtt: { enabled: true, listen: '127.0.0.1:1883', allow_anonymous: true } },
+    discovery: { mdns: false },
   })
   t.end()
 })

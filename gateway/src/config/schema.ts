@@ -16,6 +16,12 @@
 
 import { isIPv4, isIPv6 } from 'node:net'
 import { FormatRegistry, Type, type Static, type TSchema } from '@sinclair/typebox'
+import { LorawanSourceSection } from './sections/lorawan.ts'
+import { ArchiveSinkSection, HttpSinkSection, MqttSinkSection, W3bstreamSinkSection } from './sections/sinks.ts'
+import { BleSourceSection } from './sections/ble.ts'
+import { MqttSourceSection } from './sections/mqtt.ts'
+import { GpioSourceSection } from './sections/gpio.ts'
+import { DiscoverySection } from './sections/discovery.ts'
 
 /** pino's levels, lowest first. */
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const
@@ -278,6 +284,10 @@ export const SourcesSection = Type.Object(
   {
     sim: SimSourceSection,
     http: HttpSourceSection,
+    lorawan: LorawanSourceSection,
+    ble: BleSourceSection,
+    mqtt: MqttSourceSection,
+    gpio: GpioSourceSection,
   },
   table('Where readings come from. One sub-table per source.'),
 )
@@ -292,7 +302,10 @@ export const SourcesSection = Type.Object(
 //
 // `[sinks.http]` in the file then enables the sink; a name not declared here
 // is still rejected as an unknown key.
-export const SinksSection = Type.Object({}, table('Where sealed batches go. One sub-table per sink; none are available yet.'))
+export const SinksSection = Type.Object(
+  { http: HttpSinkSection, w3bstream: W3bstreamSinkSection, mqtt: MqttSinkSection, archive: ArchiveSinkSection },
+  table('Where sealed batches go. One sub-table per sink; enabled = true turns it on. Each has its own cursor, retries and status.'),
+)
 
 export const ConfigSchema = Type.Object(
   {
@@ -304,6 +317,7 @@ export const ConfigSchema = Type.Object(
     clock: ClockSection,
     sources: SourcesSection,
     sinks: SinksSection,
+    discovery: DiscoverySection,
   },
   { $id: 'https://fieldproof.dev/schema/config.json', title: 'Fieldproof configuration', additionalProperties: false },
 )

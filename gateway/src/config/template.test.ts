@@ -43,7 +43,7 @@ t.test('the template parses back, uncommented, to a valid config with every defa
 t.test('the template shows each description, type and simulation default', (t) => {
   const tpl = renderConfigTemplate()
   t.match(tpl, /# Type: string \(HOST:PORT\)\. Default: "0\.0\.0\.0:8080"; in simulation mode:\n# "127\.0\.0\.1:8080"\.\n#listen = "0\.0\.0\.0:8080"/)
-  t.match(tpl, /#\[sinks\]/)
+  t.match(tpl, /#\[sinks\.http\]/)
   t.same(tpl.split('\n').filter((l) => l.length > 78), [], 'every line fits 78 columns')
   t.end()
 })

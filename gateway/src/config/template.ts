@@ -68,6 +68,6 @@ export function renderConfigTemplate(): string {
 export function uncommentTemplate(template: string): string {
   return template
     .split('\n')
-    .map((l) => (/^#(\[[a-z_.]+\]$|[a-z_]+ = )/.test(l) ? l.slice(1) : l))
+    .map((l) => (/^#(\[[a-z0-9_.]+\]$|\[\[[a-z0-9_.]+\]\]$|[a-z0-9_]+ = )/.test(l) ? l.slice(1) : l))
     .join('\n')
 }

@@ -5,6 +5,8 @@
 
 import type { Decoder, RawFrame, RegisteredDecoder } from '../core/decoder.ts'
 // BLE decoders
+import { createBleAdvDecoder } from './ble-adv.ts'
+import { BLE_ADV_VECTORS } from './ble-adv.vectors.ts'
 import { atcDecoder } from './atc.ts'
 import { ATC_VECTORS } from './atc.vectors.ts'
 import { bthomeDecoder } from './bthome.ts'
@@ -16,16 +18,31 @@ import { RUUVI_VECTORS } from './ruuvi.vectors.ts'
 // LoRaWAN payload decoders
 import { cayenneLpp } from './cayenne-lpp.ts'
 import { CAYENNE_LPP_VECTORS } from './cayenne-lpp.vectors.ts'
+import { lorawanDecoder } from './lorawan.ts'
+import { LORAWAN_VECTORS } from './lorawan.vectors.ts'
 
+// MQTT firmware formats
+import { esphomeDecoder } from './esphome.ts'
+import { ESPHOME_VECTORS } from './esphome.vectors.ts'
+import { shellyDecoder } from './shelly.ts'
+import { SHELLY_VECTORS } from './shelly.vectors.ts'
+import { tasmotaDecoder } from './tasmota.ts'
+import { TASMOTA_VECTORS } from './tasmota.vectors.ts'
 export const DECODERS: readonly RegisteredDecoder[] = [
   // --- BLE ---
   { decoder: bthomeDecoder, vectors: BTHOME_VECTORS },
   { decoder: ruuviDecoder, vectors: RUUVI_VECTORS },
   { decoder: atcDecoder, vectors: ATC_VECTORS },
   { decoder: miBeaconDecoder, vectors: MIBEACON_VECTORS },
+  // Raw advertisements (AD structures); dispatches to the entries above through the registry.
+  { decoder: createBleAdvDecoder({ decodersFor: (f) => decodersFor(f), findDecoder: (id) => findDecoder(id) }), vectors: BLE_ADV_VECTORS },
   // --- LoRaWAN payloads ---
   { decoder: cayenneLpp, vectors: CAYENNE_LPP_VECTORS },
+  { decoder: lorawanDecoder, vectors: LORAWAN_VECTORS },
   // --- MQTT firmware formats ---
+  { decoder: tasmotaDecoder, vectors: TASMOTA_VECTORS },
+  { decoder: esphomeDecoder, vectors: ESPHOME_VECTORS },
+  { decoder: shellyDecoder, vectors: SHELLY_VECTORS },
 ]
 
 export function findDecoder(id: string): Decoder | undefined {

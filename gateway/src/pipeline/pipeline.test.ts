@@ -7,6 +7,7 @@ import { buildMerkleTree } from '../core/merkle.ts'
 import { bytesToHex } from '../core/hex.ts'
 import { isFieldproofError } from '../core/errors.ts'
 import { Store } from '../store/store.ts'
+import { SCHEMA_VERSION } from '../store/migrations.ts'
 import { openPipeline, reading, TEST_ADDRESS } from '../../../test/helpers/readings.ts'
 import { signedBatchFromRow } from './proofs.ts'
 import type { Histogram, Counter } from './metrics.ts'
@@ -37,10 +38,10 @@ t.test('the store runs WAL with synchronous=FULL and migrates', async (t) => {
   const store = new Store(join(dir, 'x.db'))
   t.equal(String(store.db.pragma('journal_mode', { simple: true })), 'wal')
   t.equal(Number(store.db.pragma('synchronous', { simple: true })), 2, 'FULL')
-  t.equal(store.schemaVersion(), 1)
+  t.equal(store.schemaVersion(), SCHEMA_VERSION)
   store.close()
   const again = new Store(join(dir, 'x.db'))
-  t.equal(again.schemaVersion(), 1, 'reopening does not re-run migrations')
+  t.equal(again.schemaVersion(), SCHEMA_VERSION, 'reopening does not re-run migrations')
   again.close()
 })
 

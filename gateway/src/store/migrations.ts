@@ -69,6 +69,19 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 2,
+    description: 'sink rejections: batches an upstream refused for good (parked, counted as handled)',
+    sql: `
+      CREATE TABLE sink_rejections (
+        sink_id  TEXT    NOT NULL,
+        batch_id INTEGER NOT NULL,
+        reason   TEXT    NOT NULL,
+        at_ms    INTEGER NOT NULL,
+        PRIMARY KEY (sink_id, batch_id)
+      ) WITHOUT ROWID;
+    `,
+  },
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0

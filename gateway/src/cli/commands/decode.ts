@@ -22,6 +22,12 @@ export const decodeCommand: Command = {
     'manufacturer-id': { type: 'string' },
     fport: { type: 'string' },
     option: { type: 'string', multiple: true, short: 'o' },
+    format: { type: 'string' },
+    bindkey: { type: 'string' },
+    appkey: { type: 'string' },
+    nwkskey: { type: 'string' },
+    appskey: { type: 'string' },
+    fcnt: { type: 'string' },
   },
   help: `Usage: fieldproof decode --list
        fieldproof decode DECODER-ID INPUT [--topic T] [--mac M] [--fport N] [-o key=value ...]
@@ -38,6 +44,12 @@ Options:
       --manufacturer-id N  BLE company id (e.g. 0x0499)
       --fport N            LoRaWAN FPort
   -o, --option key=value   decoder option (e.g. -o bindkey=231d39c1d7cc1ab1aee224cd096db932)
+      --bindkey K          same as -o bindkey=K (BTHome, MiBeacon, pvvx encryption key)
+      --format F           same as -o format=F (decode ble: the data decoder to use)
+      --appkey K           same as -o appkey=K (decode lorawan: join MIC, join-accept)
+      --nwkskey K          same as -o nwkskey=K (decode lorawan: data MIC, FPort 0)
+      --appskey K          same as -o appskey=K (decode lorawan: FPort > 0 payload)
+      --fcnt N             same as -o fcnt=N (decode lorawan: 32-bit frame counter)
       --json               (the output is always JSON; accepted for symmetry)
 
 Exit status: 0 decoded, 1 rejected, 2 usage error.
@@ -60,6 +72,10 @@ Exit status: 0 decoded, 1 rejected, 2 usage error.
       const eq = kv.indexOf('=')
       if (eq <= 0) throw new UsageError(`-o ${kv}: expected key=value`)
       options[kv.slice(0, eq)] = kv.slice(eq + 1)
+    }
+    for (const k of ['format', 'bindkey', 'appkey', 'nwkskey', 'appskey', 'fcnt'] as const) {
+      const v = str(args.values[k])
+      if (v !== undefined) options[k] = v
     }
     const fport = str(args.values['fport'])
     const mid = str(args.values['manufacturer-id'])

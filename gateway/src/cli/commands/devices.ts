@@ -5,7 +5,12 @@ import { DB_FILE } from '../../gateway.ts'
 import { Store } from '../../store/store.ts'
 import { FieldproofError } from '../../core/errors.ts'
 import { CONFIG_OPTIONS, jsonText, str, UsageError, type Command } from '../cli.ts'
+import { devicesAddBleCommand, devicesScanCommand } from './devices-ble.ts'
+import { devicesAddLorawanCommand } from './devices-lorawan.ts'
 
+import { devicesAddMqttCommand } from './devices-mqtt.ts'
+import { devicesAddHttpCommand } from './devices-http.ts'
+import { devicesAddSignedCommand } from './devices-signed.ts'
 const list: Command = {
   name: 'list',
   summary: 'list registered devices',
@@ -63,7 +68,13 @@ readings stay (they are part of signed batches); new ones from it are refused.
 }
 
 /** `devices add <kind>`: one subcommand per device kind, each in its own file. */
-export const DEVICE_ADD_COMMANDS: Command[] = []
+export const DEVICE_ADD_COMMANDS: Command[] = [
+  devicesAddMqttCommand,
+  devicesAddHttpCommand,
+  devicesAddSignedCommand,
+  devicesAddBleCommand,
+  devicesAddLorawanCommand,
+]
 
 const add: Command = {
   name: 'add',
@@ -87,11 +98,12 @@ export const devicesCommand: Command = {
   name: 'devices',
   summary: 'list and manage the devices registered with this gateway',
   options: {},
-  subcommands: [list, add, remove],
-  help: `Usage: fieldproof devices <list|add|remove> [options]
+  subcommands: [list, add, remove, devicesScanCommand],
+  help: `Usage: fieldproof devices <list|add|remove|scan> [options]
 
   list      list registered devices
   add       register a device (fieldproof devices add --help)
   remove    remove a registered device
+  scan      list devices near the gateway that could be registered
 `,
 }

@@ -6,8 +6,9 @@ import { CONFIG_OPTIONS, str, type Command } from '../cli.ts'
 export const startCommand: Command = {
   name: 'start',
   summary: 'run the gateway (simulation mode when there is no config file)',
-  options: { ...CONFIG_OPTIONS, 'http-listen': { type: 'string' } },
+  options: { ...CONFIG_OPTIONS, 'http-listen': { type: 'string' }, 'lorawan-listen': { type: 'string' }, 'mqtt-listen': { type: 'string' } },
   help: `Usage: fieldproof start [--config PATH] [--state-dir DIR] [--http-listen HOST:PORT]
+                       [--lorawan-listen HOST:PORT] [--mqtt-listen HOST:PORT]
 
 Run the gateway until SIGTERM or SIGINT, then stop intake, commit, seal the
 open batch and exit 0 (within 5 seconds).
@@ -20,6 +21,8 @@ Options:
   -c, --config PATH          config file (TOML; see docs/configuration.md)
       --state-dir DIR        state directory (database, key, token), overrides the config
       --http-listen HOST:PORT  HTTP API address, overrides [api] listen
+      --lorawan-listen HOST:PORT  Semtech UDP address, overrides [sources.lorawan] listen
+      --mqtt-listen HOST:PORT  MQTT broker address, overrides [sources.mqtt] listen
   -h, --help                 this help
 
 Several gateways can run side by side with distinct --state-dir and --http-listen.
@@ -27,7 +30,7 @@ Several gateways can run side by side with distinct --state-dir and --http-liste
   async run(args, io) {
     const loaded = loadConfig({
       path: str(args.values['config']),
-      overrides: { stateDir: str(args.values['state-dir']), listen: { http: str(args.values['http-listen']) } },
+      overrides: { stateDir: str(args.values['state-dir']), listen: { http: str(args.values['http-listen']), lorawan: str(args.values['lorawan-listen']), mqtt: str(args.values['mqtt-listen']) } },
       env: io.env,
       cwd: io.cwd,
     })
