@@ -7,7 +7,8 @@
 import { Worker } from 'node:worker_threads'
 import { DeviceVerifier } from '../core/device-protocol.ts'
 
-const WORKER_URL = new URL('./signature-worker.ts', import.meta.url)
+// The same extension as this module: .ts from the sources, .js in the built form (scripts/build-dist.ts).
+const WORKER_URL = new URL(`./signature-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)
 /** Jobs per message to a worker at most: bounds the latency one batch adds. */
 const MAX_BATCH = 64
 

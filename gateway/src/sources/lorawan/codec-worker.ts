@@ -15,7 +15,6 @@
 // with input = { bytes: number[], fPort: number, recvTime: Date }; the older
 // form `function Decoder(bytes, port) { return data }` is accepted too.
 
-import { parentPort } from 'node:worker_threads'
 import vm from 'node:vm'
 
 /** A request from the main thread. */
@@ -124,8 +123,10 @@ function handle(m: DecodeRequest): { id: number; ok: true; json: string } | { id
 // A codec's stray promise (e.g. a dynamic import) must not end the worker.
 process.on('unhandledRejection', () => undefined)
 
-parentPort?.on('message', (m: DecodeRequest) => {
-  parentPort?.postMessage(handle(m))
+process.on('message', (m: DecodeRequest) => {
+  process.send?.(handle(m))
 })
-// Tell the main thread the handler is installed: its per-call deadline starts from here.
-parentPort?.postMessage({ ready: true })
+// The gateway went away: so does this process.
+process.on('disconnect', () => process.exit(0))
+// Tell the gateway the handler is installed: its per-call deadline starts from here.
+process.send?.({ ready: true })

@@ -3,7 +3,7 @@
 //   'raw'          no metrics; the decrypted payload is kept in the reading's raw
 //   'js'           a user codec in The Things Stack's form
 //                  (function decodeUplink({ bytes, fPort, recvTime }) { return { data, warnings, errors } }),
-//                  run isolated in a worker thread (codec-worker.ts): fresh vm context,
+//                  run isolated in a child process (codec-worker.ts): fresh vm context,
 //                  no host objects, a time limit, a heap limit; a runaway codec is
 //                  killed and counted, its reading is stored undecoded, and ingest of
 //                  everything else never waits on it for longer than the limit.
@@ -12,7 +12,8 @@
 // { field: { name, unit } }; what cannot be mapped is kept as `data_*` meta and counted.
 
 import { createHash } from 'node:crypto'
-import { Worker } from 'node:worker_threads'
+import { fork, type ChildProcess } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import { checkMetric, metricInfo, type MetricName } from '../../core/units.ts'
 import type { Metric } from '../../core/types.ts'
 import { decodeCayenneLpp } from '../../decoders/cayenne-lpp.ts'
@@ -231,12 +232,14 @@ export interface CodecRunnerStats {
   workersStarted: number
 }
 
-const WORKER_URL = new URL('./codec-worker.ts', import.meta.url)
+// The same extension as this module: .ts from the sources, .js in the built form (scripts/build-dist.ts).
+const WORKER_URL = new URL(`./codec-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)
+type Worker = ChildProcess
 /** How long a fresh worker may take to start before it is considered broken. */
 const STARTUP_LIMIT_MS = 10_000
 
 /**
- * Runs user JavaScript codecs one at a time in a worker thread. `run` never
+ * Runs user JavaScript codecs one at a time in a child process. `run` never
  * rejects and always settles within timeoutMs + graceMs of the call reaching
  * the worker (queue wait aside, bounded by maxQueue).
  */
@@ -298,25 +301,28 @@ export class CodecRunner {
   }
 
   #spawn(): Worker {
-    const w = new Worker(WORKER_URL, {
-      resourceLimits: {
-        maxOldGenerationSizeMb: this.#o.memoryMb,
-        maxYoungGenerationSizeMb: Math.max(4, Math.min(32, Math.floor(this.#o.memoryMb / 4))),
-        codeRangeSizeMb: 16,
-        stackSizeMb: 4,
-      },
+    // A child process, not a worker thread: a codec that crashes V8 itself (a fatal
+    // error, not an exception) takes down only its own process, never the gateway.
+    const w = fork(fileURLToPath(WORKER_URL), [], {
+      execArgv: [
+        `--max-old-space-size=${this.#o.memoryMb}`,
+        `--max-semi-space-size=${Math.max(1, Math.min(16, Math.floor(this.#o.memoryMb / 8)))}`,
+        '--stack-size=984',
+      ],
       env: {},
-      stdout: true,
-      stderr: true,
+      stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+      serialization: 'json',
     })
     w.unref()
-    // A codec cannot print (no console in its context); drain the worker's own streams anyway.
-    w.stdout.resume()
-    w.stderr.resume()
+    w.channel?.unref()
     this.stats.workersStarted++
     w.on('message', (m: { id: number; ok: boolean; json?: string; kind?: string; reason?: string; ready?: boolean }) => this.#onMessage(w, m))
-    w.on('error', (err: Error & { code?: string }) => this.#onDeath(w, err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'oom' : 'crashed', err.message))
-    w.on('exit', (code) => this.#onDeath(w, 'crashed', `codec worker exited with code ${code}`))
+    w.on('error', (err: Error) => this.#onDeath(w, 'crashed', err.message))
+    w.on('exit', (code, signal) => {
+      // V8 aborts when the heap limit is reached (SIGABRT, or SIGTRAP/SIGILL on some builds).
+      const oom = signal === 'SIGABRT' || signal === 'SIGTRAP' || signal === 'SIGILL' || code === 134
+      this.#onDeath(w, oom ? 'oom' : 'crashed', `codec process ended (${signal ?? `exit code ${code}`})${oom ? ': out of memory' : ''}`)
+    })
     return w
   }
 
@@ -344,7 +350,7 @@ export class CodecRunner {
         if (this.#current === cur) arm(this.#o.timeoutMs + this.#o.graceMs, `no answer within ${this.#o.timeoutMs + this.#o.graceMs} ms`)
       }
     }
-    w.postMessage(call.request)
+    w.send(call.request)
   }
 
   #settle(call: Call, r: RunnerResult): void {
@@ -378,7 +384,7 @@ export class CodecRunner {
     w.removeAllListeners('exit')
     w.removeAllListeners('error')
     w.on('error', () => undefined)
-    void w.terminate().catch(() => undefined)
+    w.kill('SIGKILL')
     this.#settle(call, { ok: false, code, reason })
     this.#pump()
   }
@@ -435,7 +441,12 @@ export class CodecRunner {
     if (w) {
       w.removeAllListeners()
       w.on('error', () => undefined)
-      await w.terminate().catch(() => undefined)
+      if (w.exitCode === null && w.signalCode === null) {
+        const exited = new Promise((r) => w.once('exit', r))
+        w.ref() // keep the loop alive until the exit arrives
+        w.kill('SIGKILL')
+        await exited
+      }
     }
   }
 }
