@@ -11,7 +11,7 @@
 // signature per 1,000 readings.
 
 import Database from 'better-sqlite3'
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 import { tmpdir } from 'node:os'
@@ -27,7 +27,7 @@ import { MetricsRegistry } from '../gateway/src/pipeline/metrics.ts'
 import { Pipeline } from '../gateway/src/pipeline/pipeline.ts'
 import { parseIngestBody } from '../gateway/src/sources/http/ingest.ts'
 import { Store } from '../gateway/src/store/store.ts'
-import { CLI } from '../test/helpers/gateway-process.ts'
+import { ROOT } from '../test/helpers/gateway-process.ts'
 import { TEST_ADDRESS, TEST_KEY } from '../test/helpers/readings.ts'
 
 const { values } = parseArgs({ options: { readings: { type: 'string', default: '60000' }, quick: { type: 'boolean' } } })
@@ -39,6 +39,10 @@ const body = (i: number) => ({ device: `bench-${i % 50}`, metrics: { temperature
 const perPost = 100
 const jsonBodies: string[] = []
 for (let i = 0; i < N; i += perPost) jsonBodies.push(JSON.stringify(Array.from({ length: Math.min(perPost, N - i) }, (_, k) => body(i + k))))
+
+// The gateway processes run the production form: types stripped ahead of time (scripts/build-dist.ts).
+execFileSync(process.execPath, [join(ROOT, 'scripts/build-dist.ts'), '--out', join(work, 'dist'), '--link-modules'])
+const CLI = join(work, 'dist/gateway/src/cli/main.js')
 
 const rate = (n: number, ms: number) => Math.round((n / ms) * 1000)
 const results: { name: string; perSec: number; ratio?: number; note?: string }[] = []
@@ -120,7 +124,7 @@ async function inProcess(): Promise<number> {
 async function startGatewayProcess(name: string): Promise<{ port: number; token: string; pid: number; stop: () => Promise<void> }> {
   const dir = join(work, name)
   const cfg = join(work, `${name}.toml`)
-  writeFileSync(cfg, `[gateway]\nstate_dir = "${dir}"\nlog_level = "warn"\n[api]\nlisten = "127.0.0.1:0"\nmax_body_bytes = 4194304\n[store]\nmax_pending = 1000000\nmax_bytes = 8589934592\ncommit_max_readings = 1000\n[batch]\nmax_readings = 1000\n[clock]\nsync_check = "none"\n[discovery]\nmdns = false\n`)
+  writeFileSync(cfg, `[gateway]\nstate_dir = "${dir}"\nlog_level = "warn"\n[api]\nlisten = "127.0.0.1:0"\nmax_body_bytes = 4194304\n[store]\nmax_pending = 1000000\nmax_bytes = 8589934592\ncommit_max_readings = 1000\n[batch]\nmax_readings = 1000\n[clock]\nsync_check = "none"\n[discovery]\nmdns = false\n[sources.mqtt]\nenabled = false\n`)
   const proc = spawn(process.execPath, [CLI, 'start', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FIELDPROOF_CONFIG: '' } })
   let err = ''
   proc.stderr.setEncoding('utf8').on('data', (d: string) => (err += d))
