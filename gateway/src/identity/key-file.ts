@@ -31,6 +31,7 @@ import {
 import { basename, dirname, join } from 'node:path'
 import { secp256k1 } from '@noble/curves/secp256k1'
 import { FieldproofError } from '../core/errors.ts'
+import { fsyncDir } from '../fs/atomic.ts'
 import { publicKeyToAddress } from '../core/hex.ts'
 import type { Hex } from '../core/types.ts'
 
@@ -96,14 +97,6 @@ export function generatePrivateKey(): Hex {
   }
 }
 
-function fsyncDir(dir: string): void {
-  const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY)
-  try {
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
-  }
-}
 
 /**
  * Write `data` to `path` atomically with mode 0600. With `exclusive`, fail

@@ -1,39 +1,13 @@
 // Small secrets kept in files (the API bearer token): created once with mode
 // 0600, written atomically, never logged.
 
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync, unlinkSync, constants } from 'node:fs'
-import { dirname, basename, join } from 'node:path'
-import { randomBytes } from 'node:crypto'
+import { readFileSync, statSync } from 'node:fs'
+import { writeFileAtomic as writeAtomic } from '../fs/atomic.ts'
 import { FieldproofError } from '../core/errors.ts'
 
-/** Write `content` to `path` atomically (temp file + fsync + rename + fsync of the directory) with `mode`. */
+/** Write a secret atomically: mode 0600, directories created 0700. */
 export function writeFileAtomic(path: string, content: string | Uint8Array, mode = 0o600): void {
-  const dir = dirname(path)
-  mkdirSync(dir, { recursive: true, mode: 0o700 })
-  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`)
-  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode)
-  try {
-    const buf = typeof content === 'string' ? Buffer.from(content, 'utf8') : content
-    let off = 0
-    while (off < buf.length) off += writeSync(fd, buf, off, buf.length - off)
-    fsyncSync(fd)
-  } catch (e) {
-    closeSync(fd)
-    try {
-      unlinkSync(tmp)
-    } catch {
-      /* already gone */
-    }
-    throw e
-  }
-  closeSync(fd)
-  renameSync(tmp, path)
-  const dfd = openSync(dir, constants.O_RDONLY)
-  try {
-    fsyncSync(dfd)
-  } finally {
-    closeSync(dfd)
-  }
+  writeAtomic(path, content, mode, 0o700)
 }
 
 /** Read a secret file, creating it with `generate()` (mode 0600) when missing. Refuses one readable by others. */

@@ -1,6 +1,6 @@
 // The archive sink (docs/upstream-protocol.md, "Archive"): long-term storage
 // before retention prunes. Each batch becomes one file named by the SHA-256
-// of its content, `<sha256 hex>.json`, written atomically (atomic.ts):
+// of its content, `<sha256 hex>.json`, written atomically (fs/atomic.ts):
 //
 //   { "type": "fieldproof.archive", "version": 1,
 //     "gateway": "0x…", "batchId": "17",
@@ -19,7 +19,7 @@ import { closeSync, constants, existsSync, fsyncSync, mkdirSync, openSync, readF
 import { join } from 'node:path'
 import { signedBatchToJson } from '../../core/batch.ts'
 import type { Sink, SinkAck, SinkBatch } from '../../pipeline/sink.ts'
-import { fsyncDir, writeFileAtomic } from './atomic.ts'
+import { fsyncDir, writeFileAtomic } from '../../fs/atomic.ts'
 
 export const ARCHIVE_TYPE = 'fieldproof.archive'
 export const INDEX_FILE = 'index.ndjson'

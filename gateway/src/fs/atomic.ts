@@ -1,7 +1,7 @@
-// Atomic file writes for the archive: temp file + fsync + rename + fsync of
-// the directory, so after a crash or power loss a file is either absent or
-// complete (POSIX rename(2) is atomic within a file system). The same steps
-// as identity/secret-file.ts, kept here because sinks do not import identity.
+// Atomic file writes: temp file + fsync + rename + fsync of the directory, so
+// after a crash or power loss a file is either absent or complete (POSIX
+// rename(2) is atomic within a file system). Plain file-system helpers with
+// no domain knowledge: identity, sinks and the CLI share them.
 
 import { closeSync, constants, fsyncSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
@@ -17,10 +17,10 @@ export function fsyncDir(dir: string): void {
   }
 }
 
-/** Write `content` to `path` atomically with `mode`. */
-export function writeFileAtomic(path: string, content: string | Uint8Array, mode = 0o644): void {
+/** Write `content` to `path` atomically with `mode`; missing directories are created with `dirMode`. */
+export function writeFileAtomic(path: string, content: string | Uint8Array, mode = 0o644, dirMode = 0o755): void {
   const dir = dirname(path)
-  mkdirSync(dir, { recursive: true, mode: 0o755 })
+  mkdirSync(dir, { recursive: true, mode: dirMode })
   const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`)
   const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode)
   try {
