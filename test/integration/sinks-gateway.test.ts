@@ -43,7 +43,8 @@ async function startBroker(conf: string, port: number): Promise<ChildProcess> {
       const s = tcpConnect(port, '127.0.0.1', () => (s.destroy(), resolve(true)))
       s.on('error', () => resolve(false))
     })
-    if (up) return proc
+    // Connectable and still ours: another process must not have taken the port meanwhile.
+    if (up && proc.exitCode === null && proc.signalCode === null) return proc
     if (Date.now() > end) throw new Error('mosquitto did not start')
     await sleep(25)
   }

@@ -45,7 +45,8 @@ async function startBroker(conf: string, port: number): Promise<ChildProcess> {
       })
       s.on('error', () => resolve(false))
     })
-    if (up) return proc
+    // Connectable and still ours: another process must not have taken the port meanwhile.
+    if (up && proc.exitCode === null && proc.signalCode === null) return proc
     if (Date.now() > end || proc.exitCode !== null) throw new Error('mosquitto did not start')
     await new Promise((r) => setTimeout(r, 25))
   }
@@ -103,8 +104,8 @@ t.test('publishes every batch with QoS 1 across a broker restart', async (t) => 
   t.match(sink.status(), { connected: false })
 
   broker = await startBroker(conf, port)
-  await until(() => runner.ackedBatchId === 10n, 15_000, 'all 10 batches after the restart')
-  await until(() => new Set(received).size === 10, 10_000, 'the subscriber to get all 10')
+  await until(() => runner.ackedBatchId === 10n, 30_000, 'all 10 batches after the restart')
+  await until(() => new Set(received).size === 10, 30_000, `the subscriber to get all 10 (got ${[...new Set(received)].join(',')})`)
   const firsts = [...new Set(received)]
   t.same(firsts, [1n, 2n, 3n, 4n, 5n, 6n, 7n, 8n, 9n, 10n], 'each batch arrived, in order')
   t.equal(runner.status().lastError, null)
