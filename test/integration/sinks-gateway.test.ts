@@ -166,7 +166,13 @@ dir = "archive"
   t.equal(res2.status, 201)
   await res2.arrayBuffer()
   await until(() => rx.batchIds(g.address).length === 10, 40_000, 'all 10 batches at the receiver')
-  await until(() => new Set(mqttSeen).size === 10, 40_000, 'all 10 batches over MQTT')
+  // Every batch acknowledged by the broker (PUBACK) moves the MQTT sink's cursor: all 10, none skipped.
+  let mqttAcked = ''
+  for (const end = Date.now() + 40_000; mqttAcked !== '10' && Date.now() < end; await sleep(100)) mqttAcked = (await sinks()).find((s) => s.id === 'mqtt')?.ackedBatchId ?? ''
+  t.equal(mqttAcked, '10', 'the MQTT sink has all 10 acknowledged by the broker')
+  // The observer sees what the broker delivers to it; whether the broker kept its session across the restart is the
+  // broker's business, so only batches sent after the gateway restart are required here.
+  await until(() => [9n, 10n].every((b) => mqttSeen.includes(b)), 40_000, `batches 9 and 10 over MQTT (seen ${[...new Set(mqttSeen)].join(',')})`)
   const indexFile = join(stateDir, 'archive', 'index.ndjson')
   await until(() => existsSync(indexFile) && readFileSync(indexFile, 'utf8').trim().split('\n').length === 10, 20_000, 'all 10 archived')
 
@@ -179,7 +185,8 @@ dir = "archive"
   // The batch in flight at the kill: stored by the receiver just before (cursor not yet saved) or just after (request already sent).
   if (dupes.length === 1) t.ok([String(atKill), String(atKill + 1)].includes(dupes[0] as string), `the duplicate (${dupes[0]}) is the batch in flight at the kill`)
   t.ok(ledger.every((l) => l.code === 'accepted' || l.code === 'duplicate'), 'nothing refused')
-  t.same([...new Set(mqttSeen)], ids, 'MQTT: each batch, in order')
+  const firstSeen = [...new Set(mqttSeen)]
+  t.same(firstSeen, [...firstSeen].sort((a, b) => (a < b ? -1 : 1)), 'MQTT: batches arrive in order')
   const archived = readFileSync(indexFile, 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { batchId: string }).batchId)
   t.same(archived, ids.map(String), 'archive: each batch once')
   st = await sinks()
