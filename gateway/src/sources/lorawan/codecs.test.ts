@@ -66,8 +66,10 @@ t.test('JavaScript codecs run isolated, within limits', async (t) => {
   t.same(after.metrics, [{ name: 'co2_ppm', unit: 'ppm', value: 500 }], 'a new worker serves the next call')
   await run('function decodeUplink() { for (;;) {} }')
   const disabled = await run('function decodeUplink() { for (;;) {} }')
-  t.equal(disabled.status, 'disabled', 'a codec killed twice in a row is disabled for a cool-down')
-  t.ok(r.stats.timeouts >= 2 && r.stats.workersStarted >= 2)
+  t.equal(disabled.status, 'disabled', `a codec killed twice in a row is disabled for a cool-down (${disabled.status}: ${disabled.reason ?? ''}; stats ${JSON.stringify(r.stats)})`)
+  t.ok(r.stats.timeouts >= 2, 'timeouts counted')
+  // A huge allocation either hits the time limit inside the sandbox or kills its process; each kill starts a new one.
+  t.equal(r.stats.workersStarted, 1 + r.stats.kills, 'a fresh codec process after every kill')
 })
 
 t.test('cayenne-lpp and raw codecs', async (t) => {
