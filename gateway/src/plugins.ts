@@ -14,18 +14,13 @@ import type { SinkInstance, SinkRunnerSettings } from './pipeline/sink.ts'
 import { FieldproofError } from './core/errors.ts'
 import { readFileSync } from 'node:fs'
 import { resolve as resolvePath } from 'node:path'
-import { ArchiveSink } from './sinks/archive/archive.ts'
-import { HttpSink } from './sinks/http/http.ts'
-import { MqttSink } from './sinks/mqtt/mqtt.ts'
-import { W3bstreamSink } from './sinks/w3bstream/w3bstream.ts'
 import type { Store } from './store/store.ts'
-import { SimSource } from './sources/sim/sim.ts'
 import type { DeviceRegistry } from './pipeline/devices.ts'
-import { MqttSource } from './sources/mqtt/broker.ts'
-import { LorawanSource } from './sources/lorawan/server.ts'
-import { BleSource } from './sources/ble/source.ts'
-import { GpioSource } from './sources/gpio/source.ts'
 import type { GatewayHealth } from './sources/gpio/status-led.ts'
+
+// Plugin modules are imported only when their config enables them: a source or
+// sink that is off costs no memory (aedes, node-ble's D-Bus client, the MQTT
+// client, LoRaWAN's codecs... are megabytes of heap each on a 512 MB Pi Zero 2 W).
 
 /** What a plugin factory may use. Factories create; they start nothing. */
 export interface PluginContext {
@@ -46,32 +41,51 @@ export interface PluginContext {
 
 export interface SourcePlugin {
   readonly id: string
-  /** The source this config enables, or undefined when it is off. */
-  create(ctx: PluginContext): Source | undefined
+  /** The source this config enables, or undefined when it is off. Its module is imported only when it is on. */
+  create(ctx: PluginContext): Promise<Source | undefined>
 }
 
 export const SOURCE_PLUGINS: readonly SourcePlugin[] = [
   {
     id: 'sim',
-    create: ({ config: { sources: { sim } } }) =>
-      sim.enabled ? new SimSource({ sensors: sim.sensors, intervalMs: sim.interval_ms, kinds: sim.kinds }) : undefined,
+    create: async ({ config: { sources: { sim } } }) => {
+      if (!sim.enabled) return undefined
+      const { SimSource } = await import('./sources/sim/sim.ts')
+      return new SimSource({ sensors: sim.sensors, intervalMs: sim.interval_ms, kinds: sim.kinds })
+    },
   },
   {
     id: 'mqtt',
-    create: ({ config: { sources: { mqtt } }, store, metrics, rejects, log, devices }) =>
-      mqtt.enabled && devices ? new MqttSource({ config: mqtt, store, devices, metrics, rejects, log }) : undefined,
+    create: async ({ config: { sources: { mqtt } }, store, metrics, rejects, log, devices }) => {
+      if (!mqtt.enabled || !devices) return undefined
+      const { MqttSource } = await import('./sources/mqtt/broker.ts')
+      return new MqttSource({ config: mqtt, store, devices, metrics, rejects, log })
+    },
   },
   // The HTTP source is POST /api/v1/readings, served by the API (api/server.ts).
   {
     id: 'lorawan',
-    create: ({ config: { sources: { lorawan } }, store, metrics, log, clock, rejects }) =>
-      lorawan.enabled ? new LorawanSource({ config: lorawan, store, metrics, log, clock, rejects }) : undefined,
+    create: async ({ config: { sources: { lorawan } }, store, metrics, log, clock, rejects }) => {
+      if (!lorawan.enabled) return undefined
+      const { LorawanSource } = await import('./sources/lorawan/server.ts')
+      return new LorawanSource({ config: lorawan, store, metrics, log, clock, rejects })
+    },
   },
-  { id: 'ble', create: ({ config: { sources: { ble } }, store, rejects }) => (ble.enabled ? new BleSource({ config: ble, store, rejects }) : undefined) },
+  {
+    id: 'ble',
+    create: async ({ config: { sources: { ble } }, store, rejects }) => {
+      if (!ble.enabled) return undefined
+      const { BleSource } = await import('./sources/ble/source.ts')
+      return new BleSource({ config: ble, store, rejects })
+    },
+  },
   {
     id: 'gpio',
-    create: ({ config: { sources: { gpio } }, store, rejects, health }) =>
-      gpio.enabled ? new GpioSource({ config: gpio, store, rejects, ...(health ? { health } : {}) }) : undefined,
+    create: async ({ config: { sources: { gpio } }, store, rejects, health }) => {
+      if (!gpio.enabled) return undefined
+      const { GpioSource } = await import('./sources/gpio/source.ts')
+      return new GpioSource({ config: gpio, store, rejects, ...(health ? { health } : {}) })
+    },
   },
 ]
 
@@ -84,8 +98,8 @@ export interface SinkPluginContext extends PluginContext {
 export interface SinkPlugin {
   /** Also the sink id: cursor row, metrics label, `[sinks.<id>]`. */
   readonly id: string
-  /** The sink this config enables with its delivery settings, or undefined when it is off. */
-  create(ctx: SinkPluginContext): SinkInstance | undefined
+  /** The sink this config enables with its delivery settings, or undefined when it is off. Its module is imported only when it is on. */
+  create(ctx: SinkPluginContext): Promise<SinkInstance | undefined>
 }
 
 /** Delivery keys of a [sinks.*] table. */
@@ -118,9 +132,10 @@ function required(key: string, v: string): string {
 export const SINK_PLUGINS: readonly SinkPlugin[] = [
   {
     id: 'http',
-    create: (ctx) => {
+    create: async (ctx) => {
       const c = ctx.config.sinks.http
       if (!c.enabled) return undefined
+      const { HttpSink } = await import('./sinks/http/http.ts')
       const value = sinkSecret(ctx, 'sinks.http.auth_value_file', c.auth_value_file) ?? c.auth_value
       const ca = sinkPath(ctx, c.ca_file)
       const sink = new HttpSink({
@@ -135,9 +150,10 @@ export const SINK_PLUGINS: readonly SinkPlugin[] = [
   },
   {
     id: 'w3bstream',
-    create: (ctx) => {
+    create: async (ctx) => {
       const c = ctx.config.sinks.w3bstream
       if (!c.enabled) return undefined
+      const { W3bstreamSink } = await import('./sinks/w3bstream/w3bstream.ts')
       const token = sinkSecret(ctx, 'sinks.w3bstream.auth_value_file', c.auth_value_file)
       const sink = new W3bstreamSink({
         url: required('sinks.w3bstream.url', c.url),
@@ -152,9 +168,10 @@ export const SINK_PLUGINS: readonly SinkPlugin[] = [
   },
   {
     id: 'mqtt',
-    create: (ctx) => {
+    create: async (ctx) => {
       const c = ctx.config.sinks.mqtt
       if (!c.enabled) return undefined
+      const { MqttSink } = await import('./sinks/mqtt/mqtt.ts')
       const password = sinkSecret(ctx, 'sinks.mqtt.password_file', c.password_file)
       const files = { caFile: sinkPath(ctx, c.ca_file), certFile: sinkPath(ctx, c.cert_file), keyFile: sinkPath(ctx, c.key_file) }
       const sink = new MqttSink({
@@ -172,9 +189,10 @@ export const SINK_PLUGINS: readonly SinkPlugin[] = [
   },
   {
     id: 'archive',
-    create: (ctx) => {
+    create: async (ctx) => {
       const c = ctx.config.sinks.archive
       if (!c.enabled) return undefined
+      const { ArchiveSink } = await import('./sinks/archive/archive.ts')
       return { sink: new ArchiveSink({ dir: sinkPath(ctx, c.dir) as string }), settings: delivery(c) }
     },
   },
