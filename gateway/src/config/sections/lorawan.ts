@@ -2,7 +2,8 @@
 // A Semtech UDP (protocol v2) server for packet forwarders, device sessions
 // for the devices registered here ("session" trust mode), radio witnesses of
 // other devices' frames ("witness" trust mode) and an optional byte-for-byte
-// relay to upstream network servers.
+// relay to upstream network servers, and the LNS side of LoRa Basics Station
+// ([sources.lorawan.station]).
 
 import { Type } from '@sinclair/typebox'
 
@@ -66,6 +67,41 @@ export const LorawanRelaySection = Type.Object(
   table('Relay to upstream LoRaWAN network servers (Semtech UDP).'),
 )
 
+export const LorawanStationSection = Type.Object(
+  {
+    enabled: Type.Boolean({
+      description:
+        'Run the LNS side of LoRa Basics Station: router-info discovery and the router WebSocket for gateways that ship Basics Station (uplinks feed the same sessions and witness handling as Semtech UDP).',
+      default: false,
+    }),
+    listen: Type.String({
+      description:
+        'TCP address of the Basics Station LNS (router-info and the router WebSockets), HOST:PORT. Set the station\'s tc.uri to ws://HOST:PORT (wss:// with TLS). Keep 127.0.0.1 unless stations connect from other machines, and then use TLS and a token.',
+      default: '127.0.0.1:3001',
+      format: LISTEN_FORMAT,
+    }),
+    tls_cert_file: Type.String({ description: 'PEM certificate (chain) the LNS presents; with tls_key_file, stations connect with wss://. Empty: plain ws://.', default: '' }),
+    tls_key_file: Type.String({ description: 'PEM private key of tls_cert_file.', default: '' }),
+    tls_client_ca_file: Type.String({
+      description: 'PEM CA certificates that stations\' client certificates (tc.crt) must chain to; empty: no client certificates asked. Needs tls_cert_file; not combined with auth_token_file (a station\'s tc.key holds either its key or a token).',
+      default: '',
+    }),
+    auth_token_file: Type.String({
+      description:
+        'File holding the token stations must send in their Authorization header (the station takes the header from its tc.key file: "Authorization: Bearer <token>"). The file may hold the bare token or the whole header line. Empty: no token checked.',
+      default: '',
+    }),
+    max_stations: Type.Integer({ description: 'Most Basics Station gateways tracked at once; further connections are refused (counted).', default: 64, minimum: 1, maximum: 4096 }),
+    ping_interval_s: Type.Integer({
+      description: 'WebSocket ping interval; a station that does not answer one ping by the next is disconnected.',
+      default: 30,
+      minimum: 5,
+      maximum: 600,
+    }),
+  },
+  table('LoRa Basics Station: the LNS protocol (router-info, router WebSocket, router_config, updf/jreq/dnmsg/dntxed, timesync).'),
+)
+
 export const LorawanSourceSection = Type.Object(
   {
     enabled: Type.Boolean({ description: 'Run the LoRaWAN server (Semtech UDP packet forwarder protocol v2).', default: false }),
@@ -83,6 +119,13 @@ export const LorawanSourceSection = Type.Object(
       description: 'NetID (24-bit hex) of the sessions this gateway creates; DevAddrs of joined devices are allocated under it. 000000 is the experimental/private NetID.',
       default: '000000',
       pattern: '^(0x)?[0-9A-Fa-f]{6}$',
+    }),
+    sub_band: Type.Integer({
+      description:
+        'US915/AU915: the 8-channel sub-band (1..8) devices and gateways use: join-accepts carry a CFList channel mask enabling its eight 125 kHz channels and its 500 kHz channel, and Basics Station gateways get it in router_config. Ignored in other regions.',
+      default: 2,
+      minimum: 1,
+      maximum: 8,
     }),
     gateway_euis: Type.Array(
       Type.String({ pattern: '^[0-9A-Fa-f]{16}$' }),
@@ -130,6 +173,7 @@ export const LorawanSourceSection = Type.Object(
     }),
     witness: LorawanWitnessSection,
     relay: LorawanRelaySection,
+    station: LorawanStationSection,
   },
   table('LoRaWAN: a Semtech UDP server for packet forwarders, device sessions ("session" trust mode), witnesses ("witness" trust mode), relay to network servers.'),
 )

@@ -15,6 +15,14 @@
 // dwell time limits off; LR-FHSS data rates are not used for downlinks and not listed.
 // Semtech txpk objects for downlinks are built here from an uplink's `tmst`, a 32-bit
 // microsecond counter that wraps (Lora-net/packet_forwarder PROTOCOL.TXT §4, §6).
+// Section numbers follow the layout of RP002-1.0.x §2 (2.1 channel plan common names,
+// 2.2 revision names, 2.3 default settings, then one section per band from 2.4 EU863-870
+// to 2.13 RU864-870) and, within a band, .3 data rates, .4 JoinAccept CFList, .7 receive
+// windows. Cross-checked against: the per-band numbering of Regional Parameters 1.0.3revA
+// ("2.3.7 US902-928 Receive windows", "2.11.5 RU864-870 LinkAdrReq command": the same
+// subsections one band section earlier, before "default settings" became its own section),
+// and helium/router src/lora/lora_chmask.erl, which cites RP002-1.0.3 page 33 for the
+// US902-928 CFList type 1 (inside §2.5).
 
 import type { Txpk } from './semtech-udp.ts'
 
@@ -60,7 +68,7 @@ export interface Region {
   readonly downlinkTxPowerDbm: number
   /** Default channels every device knows (Hz). */
   readonly defaultChannelsHz: readonly number[]
-  /** The CFList a join-accept may carry: 0 = up to 5 extra frequencies, 1 = channel mask (not built here). */
+  /** The CFList a join-accept may carry: 0 = up to 5 extra frequencies, 1 = channel mask (cfListChMask). */
   readonly cfListType: 0 | 1 | null
 }
 
@@ -285,6 +293,26 @@ export function maxPayload(region: Region, dr: number): MaxPayload | undefined {
  * defines the format; the frequencies are the widely deployed EU868 plan).
  */
 export const EU868_CFLIST_FREQS_HZ: readonly number[] = [867_100_000, 867_300_000, 867_500_000, 867_700_000, 867_900_000]
+
+/**
+ * A type 1 CFList (RP002-1.0.3 §2.5.4 US902-928, §2.8.4 AU915-928 JoinAccept CFList):
+ * ChMask0..ChMask5, 16-bit little-endian each (ChMask n bit b = channel 16n + b), 3 RFU
+ * bytes, CFListType = 1. Enables the eight 125 kHz channels of sub-band `subBand` (1..8)
+ * and its 500 kHz channel 64 + subBand − 1. Undefined for regions without fixed channel
+ * plans or a sub-band outside 1..8.
+ */
+export function cfListChMask(region: Region, subBand: number): Uint8Array | undefined {
+  if (region.rx1Channel.kind !== 'mod8' || !Number.isInteger(subBand) || subBand < 1 || subBand > 8) return undefined
+  const out = new Uint8Array(16)
+  const enable = (ch: number): void => {
+    const i = Math.floor(ch / 16) * 2 + (ch % 16 >= 8 ? 1 : 0)
+    out[i] = (out[i] ?? 0) | (1 << (ch % 8))
+  }
+  for (let c = (subBand - 1) * 8; c < subBand * 8; c++) enable(c)
+  enable(64 + subBand - 1)
+  out[15] = 1
+  return out
+}
 
 /** What a downlink is sent for: an uplink's reception as the forwarder reported it. */
 export interface UplinkTiming {

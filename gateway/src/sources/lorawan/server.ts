@@ -4,6 +4,9 @@
 //        ▲   PUSH_ACK / PULL_ACK / PULL_RESP (join-accepts, ACKs)   │
 //        └───────────────────────────────────────────────────────────┘
 //                         └──byte for byte──▶ upstream network servers (relay.ts)
+//   Basics Station gateways ──WebSocket──▶ station/server.ts ──▶ the same uplink
+//        handler (dedup, sessions, witness); their downlinks go back as dnmsg
+//        through the GatewayLink of the reception they answer.
 //
 // Protocol: Lora-net/packet_forwarder PROTOCOL.TXT (semtech-udp.ts): PUSH_DATA
 // is acknowledged at once (§3.3: acks are for link quality, not delivery), and
@@ -38,10 +41,11 @@ import { CodecRunner, decodePayload } from './codecs.ts'
 import { nextDownlinkFCnt, reconstructFCnt } from './fcnt.ts'
 import { handleJoinRequest } from './join.ts'
 import { frameKeys, matchesPrefix, netIdPrefix, parsePrefix, radioMeta, sortReceptions, type DevAddrPrefix, type Reception } from './radio.ts'
-import { EU868_CFLIST_FREQS_HZ, JOIN_ACCEPT_DELAY1_S, REGIONS, txpkFor, type Region, type RegionId } from './region.ts'
+import { cfListChMask, EU868_CFLIST_FREQS_HZ, JOIN_ACCEPT_DELAY1_S, maxPayload, REGIONS, rx1, rx2, txpkFor, type Region, type RegionId } from './region.ts'
 import { parseUpstream, Relay, type Upstream } from './relay.ts'
 import { buildPullAck, buildPullResp, buildPushAck, parseDatagram, type Rxpk, type Stat, type TxAckError } from './semtech-udp.ts'
 import { devAddrHex, LORAWAN_DEVICE_KIND, SessionRegistry, sessionFromRow, StateWriter, type Session } from './sessions.ts'
+import { StationServer, type StationSectionConfig } from './station/server.ts'
 
 /** The subset of config [sources.lorawan] this source reads (config/sections/lorawan.ts). */
 export interface LorawanSectionConfig {
@@ -59,6 +63,42 @@ export interface LorawanSectionConfig {
   readonly codec_memory_mb: number
   readonly witness: { readonly enabled: boolean; readonly dev_addr_prefixes: readonly string[]; readonly net_ids: readonly string[] }
   readonly relay: { readonly upstreams: readonly string[]; readonly max_forwarders: number }
+  /** US915/AU915 sub-band (1..8) of join-accept CFLists and Basics Station router_config; default 2. */
+  readonly sub_band?: number
+  /** [sources.lorawan.station]: the Basics Station LNS (absent = off). */
+  readonly station?: StationSectionConfig
+}
+
+/** A class A downlink for a transport that schedules it itself (Basics Station dnmsg). */
+export interface LinkDownlink {
+  readonly kind: 'join-accept' | 'ack'
+  readonly deviceId: string
+  /** The device's DevEUI when known (OTAA). */
+  readonly devEui: string | undefined
+  readonly payload: Uint8Array
+  /** Seconds from the end of the uplink to RX1; RX2 is one second later. */
+  readonly rx1DelayS: number
+  /** RX1 data rate and frequency; absent when RX1 can no longer be reached. */
+  readonly rx1?: { readonly dr: number; readonly freqHz: number }
+  /** RX2 data rate and frequency; absent when RX2 can no longer be reached either. */
+  readonly rx2?: { readonly dr: number; readonly freqHz: number }
+}
+
+/** How a reception heard through a transport other than Semtech UDP is answered. */
+export interface GatewayLink {
+  readonly transport: string
+  send(d: LinkDownlink): { readonly ok: true } | { readonly ok: false; readonly reason: string }
+}
+
+/** A reception, with the link that answers it when it did not come over Semtech UDP. */
+interface LinkedReception extends Reception {
+  readonly link?: GatewayLink
+}
+
+/** Counters of GPS receive times that agree (or not) with the wall clock. */
+interface GpsTally {
+  gpsAgree: number
+  gpsDisagree: number
 }
 
 /** Something with a clock state that GPS time may raise (pipeline/clock.ts Clock). */
@@ -107,7 +147,7 @@ interface Forwarder {
 interface DedupEntry {
   readonly key: string
   readonly data: Uint8Array
-  readonly receptions: Reception[]
+  readonly receptions: LinkedReception[]
   readonly received: ReceiveTime
   timer: NodeJS.Timeout | undefined
 }
@@ -117,8 +157,9 @@ type DownlinkKind = 'join-accept' | 'ack'
 interface DownlinkRequest {
   readonly kind: DownlinkKind
   readonly deviceId: string
+  readonly devEui?: string | undefined
   readonly payload: Uint8Array
-  readonly receptions: readonly Reception[]
+  readonly receptions: readonly LinkedReception[]
   /** Seconds from the uplink to RX1 (RX2 one second later). */
   readonly rx1DelayS: number
 }
@@ -168,6 +209,7 @@ export class LorawanSource implements Source {
   readonly #runner: CodecRunner
   readonly #relay: Relay
   #socket: dgram.Socket | undefined
+  #station: StationServer | undefined
   #ctx: SourceContext | undefined
   #address: { host: string; port: number } | undefined
   #readyResolve!: (a: { host: string; port: number }) => void
@@ -268,6 +310,30 @@ export class LorawanSource implements Source {
       throw e
     }
     socket.on('error', (err) => this.#o.log?.error({ err }, 'lorawan socket error'))
+    if (this.#c.station?.enabled) {
+      const station = new StationServer({
+        config: this.#c.station,
+        region: this.#region.id,
+        subBand: this.#c.sub_band ?? 2,
+        allow: this.#allow,
+        metrics: this.#o.metrics,
+        ...(this.#o.log ? { log: this.#o.log } : {}),
+        reject: (reason, details) => this.#reject(reason, details),
+        // No GPS tally: a station's GPS time comes from this server's own timesync answers.
+        uplink: (u) => this.#onReception(u.gatewayEui, undefined, u.rxpk, u.monoNs, u.link),
+        txAck: () => this.#m.txAcks.inc({ error: 'NONE' }),
+      })
+      try {
+        await station.start()
+      } catch (e) {
+        this.#readyReject(e)
+        socket.close()
+        await this.#runner.close()
+        this.#relay.close()
+        throw e
+      }
+      this.#station = station
+    }
     const a = socket.address()
     this.#address = { host: a.address, port: a.port }
     this.#o.log?.info({ listen: `${a.address}:${a.port}`, region: this.#region.id, devices: this.#registry.size, witness: this.#c.witness.enabled, upstreams: this.#c.relay.upstreams }, 'lorawan listening')
@@ -291,6 +357,7 @@ export class LorawanSource implements Source {
     } catch {
       // already closed
     }
+    await this.#station?.close()
     // Frames waiting out the dedup window are handled now, not dropped.
     for (const e of [...this.#dedup.values()]) {
       if (e.timer) clearTimeout(e.timer)
@@ -306,6 +373,11 @@ export class LorawanSource implements Source {
   /** The bound UDP address, once listening. */
   get address(): { host: string; port: number } | undefined {
     return this.#address
+  }
+
+  /** The Basics Station LNS address, once listening (when [sources.lorawan.station] is enabled). */
+  get stationAddress(): { host: string; port: number } | undefined {
+    return this.#station?.address
   }
 
   // ------------------------------------------------------------------ registry
@@ -430,7 +502,10 @@ export class LorawanSource implements Source {
           f.statAtMs = Date.now()
         }
         const monoNs = process.hrtime.bigint()
-        for (const rx of pk.rxpk) this.#onRxpk(f, rx, monoNs)
+        for (const rx of pk.rxpk) {
+          f.rxpk++
+          this.#onReception(f.eui, f, rx, monoNs, undefined)
+        }
         return
       }
       case 'PULL_DATA':
@@ -447,18 +522,22 @@ export class LorawanSource implements Source {
     }
   }
 
-  #onRxpk(f: Forwarder, rx: Rxpk, monoNs: bigint): void {
-    f.rxpk++
-    this.#m.receptions.inc({ gateway_eui: f.eui })
+  /**
+   * One reception of a frame, from a Semtech UDP forwarder or a Basics Station
+   * (`link` answers it then): the single entry point of uplinks into dedup,
+   * sessions and witness handling. `f` counts GPS receive times that may vouch for the clock.
+   */
+  #onReception(eui: string, f: GpsTally | undefined, rx: Rxpk, monoNs: bigint, link: GatewayLink | undefined): void {
+    this.#m.receptions.inc({ gateway_eui: eui })
     if (rx.stat !== 1) {
-      this.#reject(rx.stat === -1 ? 'crc-bad' : 'crc-none', { gatewayEui: f.eui })
+      this.#reject(rx.stat === -1 ? 'crc-bad' : 'crc-none', { gatewayEui: eui })
       return
     }
     if (rx.modu !== 'LORA' && rx.modu !== 'FSK') {
-      this.#reject('modulation-unsupported', { gatewayEui: f.eui, modu: rx.modu })
+      this.#reject('modulation-unsupported', { gatewayEui: eui, modu: rx.modu })
       return
     }
-    if (rx.timeMs !== undefined) {
+    if (rx.timeMs !== undefined && f) {
       if (Math.abs(rx.timeMs - Date.now()) <= GPS_AGREE_MS) {
         f.gpsAgree++
         if (this.#c.gps_clock && this.#o.clock && this.#o.clock.state === 'unsynchronized') this.#o.clock.setState('gps')
@@ -468,11 +547,11 @@ export class LorawanSource implements Source {
       }
     }
     const key = Buffer.from(rx.data).toString('base64')
-    const reception: Reception = { gatewayEui: f.eui, rxpk: rx, monoNs }
+    const reception: LinkedReception = { gatewayEui: eui, rxpk: rx, monoNs, ...(link ? { link } : {}) }
     const open = this.#dedup.get(key)
     if (open) {
       this.#m.duplicates.inc({ kind: 'merged' })
-      if (open.receptions.length < MAX_RECEPTIONS && !open.receptions.some((r) => r.gatewayEui === f.eui)) open.receptions.push(reception)
+      if (open.receptions.length < MAX_RECEPTIONS && !open.receptions.some((r) => r.gatewayEui === eui)) open.receptions.push(reception)
       return
     }
     const handledAt = this.#recent.get(key)
@@ -531,7 +610,7 @@ export class LorawanSource implements Source {
       this.#reject('join-unknown-device', { devEui: fr.devEui, joinEui: fr.joinEui })
       return
     }
-    const cfList = this.#region.id === 'EU868' ? encodeCfListFrequencies(EU868_CFLIST_FREQS_HZ) : undefined
+    const cfList = this.#region.id === 'EU868' ? encodeCfListFrequencies(EU868_CFLIST_FREQS_HZ) : cfListChMask(this.#region, this.#c.sub_band ?? 2)
     const r = handleJoinRequest(
       {
         devEui: s.config.devEui as string,
@@ -576,7 +655,7 @@ export class LorawanSource implements Source {
         this.counts.joins++
         this.#m.joins.inc({ result: 'accepted' })
         this.#o.log?.info({ device: s.id, devAddr: devAddrHex(r.devAddr), devNonce: r.devNonce, joinNonce: r.joinNonce }, 'lorawan join accepted')
-        this.#downlink({ kind: 'join-accept', deviceId: s.id, payload: r.joinAccept, receptions: entry.receptions, rx1DelayS: JOIN_ACCEPT_DELAY1_S }, ['rx1', 'rx2'])
+        this.#downlink({ kind: 'join-accept', deviceId: s.id, devEui: s.config.devEui, payload: r.joinAccept, receptions: entry.receptions, rx1DelayS: JOIN_ACCEPT_DELAY1_S }, ['rx1', 'rx2'])
       },
       (e: unknown) => {
         this.#m.joins.inc({ result: 'persist-failed' })
@@ -719,7 +798,7 @@ export class LorawanSource implements Source {
       this.#reject('state-persist-failed', { device: s.id, err: e instanceof Error ? e.message.slice(0, 200) : 'error' })
       return
     }
-    this.#downlink({ kind: 'ack', deviceId: s.id, payload: built.bytes, receptions: entry.receptions, rx1DelayS: this.#c.rx1_delay_s }, ['rx1', 'rx2'])
+    this.#downlink({ kind: 'ack', deviceId: s.id, devEui: s.config.devEui, payload: built.bytes, receptions: entry.receptions, rx1DelayS: this.#c.rx1_delay_s }, ['rx1', 'rx2'])
   }
 
   // ------------------------------------------------------------------ witness
@@ -773,12 +852,13 @@ export class LorawanSource implements Source {
    * and has a downlink address, in the first window still reachable.
    */
   #downlink(req: DownlinkRequest, windows: readonly ('rx1' | 'rx2')[]): boolean {
-    const candidates = sortReceptions(req.receptions).filter((r) => this.#forwarders.get(r.gatewayEui)?.pullAddr !== undefined)
+    const candidates = (sortReceptions(req.receptions) as LinkedReception[]).filter((r) => r.link !== undefined || this.#forwarders.get(r.gatewayEui)?.pullAddr !== undefined)
     const r = candidates[0]
     if (!r) {
       this.#reject('downlink-no-forwarder', { device: req.deviceId, kind: req.kind })
       return false
     }
+    if (r.link) return this.#linkDownlink(req, r, r.link, windows)
     const f = this.#forwarders.get(r.gatewayEui) as Forwarder
     const elapsedUs = Number(process.hrtime.bigint() - r.monoNs) / 1000
     let why = 'no window left'
@@ -817,6 +897,43 @@ export class LorawanSource implements Source {
     this.#m.downlinks.inc({ kind: req.kind, window: 'missed' })
     this.#reject('downlink-missed', { device: req.deviceId, kind: req.kind, reason: why })
     return false
+  }
+
+  /**
+   * A downlink through a link (Basics Station): one message carries every window still
+   * reachable (the station itself falls back from RX1 to RX2); windows and data rates
+   * come from the same region table as txpk downlinks.
+   */
+  #linkDownlink(req: DownlinkRequest, r: LinkedReception, link: GatewayLink, windows: readonly ('rx1' | 'rx2')[]): boolean {
+    const elapsedUs = Number(process.hrtime.bigint() - r.monoNs) / 1000
+    const reachable = (w: 'rx1' | 'rx2'): boolean => windows.includes(w) && (w === 'rx1' ? req.rx1DelayS : req.rx1DelayS + 1) * 1_000_000 - elapsedUs >= this.#c.downlink_lead_ms * 1000
+    const macLen = req.payload.length - 5
+    const fits = (dr: number): boolean => {
+      const max = maxPayload(this.#region, dr)
+      return max === undefined || macLen <= max.m
+    }
+    let why = 'no window left'
+    let w1: { dr: number; freqHz: number } | undefined
+    let w2: { dr: number; freqHz: number } | undefined
+    if (reachable('rx1')) {
+      const x = rx1(this.#region, { freqHz: r.rxpk.freqHz, datr: r.rxpk.datr }, 0)
+      if (x.ok && fits(x.dr)) w1 = { dr: x.dr, freqHz: x.freqHz }
+      else why = x.ok ? `rx1: payload too large for DR${x.dr}` : `rx1: ${x.reason}`
+    }
+    if (reachable('rx2')) {
+      const x = rx2(this.#region, this.#region.rx2.dr)
+      if (x.ok && fits(x.dr)) w2 = { dr: x.dr, freqHz: x.freqHz }
+      else why = x.ok ? `rx2: payload too large for DR${x.dr}` : `rx2: ${x.reason}`
+    }
+    const sent = w1 || w2 ? link.send({ kind: req.kind, deviceId: req.deviceId, devEui: req.devEui, payload: req.payload, rx1DelayS: req.rx1DelayS, ...(w1 ? { rx1: w1 } : {}), ...(w2 ? { rx2: w2 } : {}) }) : { ok: false as const, reason: why }
+    if (!sent.ok) {
+      this.#m.downlinks.inc({ kind: req.kind, window: 'missed' })
+      this.#reject('downlink-missed', { device: req.deviceId, kind: req.kind, reason: sent.reason })
+      return false
+    }
+    this.counts.downlinks++
+    this.#m.downlinks.inc({ kind: req.kind, window: w1 ? 'rx1' : 'rx2' })
+    return true
   }
 
   #sendToForwarder(eui: string, datagram: Uint8Array): boolean {
@@ -897,6 +1014,13 @@ export class LorawanSource implements Source {
         lastRssi: s.lastRssi ?? null,
         lastLsnr: s.lastLsnr ?? null,
       })),
+      basicsStation: this.#station
+        ? {
+            listen: this.#station.address ? `${this.#station.address.host}:${this.#station.address.port}` : (this.#c.station?.listen ?? null),
+            tls: this.#station.tls,
+            stations: this.#station.status(),
+          }
+        : { enabled: false },
       relay: {
         upstreams: this.#c.relay.upstreams.map((u, i) => ({ upstream: u, ...this.#relay.stats[i] })),
         forwarderSockets: this.#relay.forwarders,
