@@ -51,6 +51,14 @@ const BTHOME_RAW = hexToBytes('0x4002ca0903bf13')
 const LPP_RAW = hexToBytes('0x03670110056762')
 const SIGNED_RAW = new TextEncoder().encode('{"t":21.37,"h":40.5,"ctr":7}')
 const LONG_RAW = Uint8Array.from({ length: 300 }, (_, i) => (i * 37 + 11) & 0xff)
+// Encrypted BLE service data carried as opaque bytes: MiBeacon v5 from
+// Bluetooth-Devices/xiaomi-ble tests/test_parser.py test_Xiaomi_CGDK2 (bind key
+// a3bfe9853dd85a620debe3620caaa351), pvvx encrypted custom format from
+// custom-components/ble_monitor custom_components/ble_monitor/test/test_atc_parser.py
+// test_atc_custom_encrypted (bind key b9ea895fac7eea6d30532432a516f3a3); both
+// decode to the metrics below (gateway/src/decoders/{mibeacon,atc}.vectors.ts).
+const MIBEACON_CGDK2_RAW = hexToBytes('0x58586f0607892012342d585f176dd54f0200002fa453fa')
+const PVVX_ENCRYPTED_RAW = hexToBytes('0x11d603fbfa7b6dfb1e26fd')
 
 interface Input {
   readonly name: string
@@ -232,6 +240,38 @@ export const INPUTS: readonly Input[] = [
       auth: { kind: 'mqtt-credentials', username: 'u' },
     },
   },
+  {
+    name: 'ble-aes-ccm-mibeacon',
+    description: 'ble source, encrypted MiBeacon v5 (published CGDK2 frame) decrypted with its bind key: auth ble-aes-ccm, scheme mibeacon, 32-bit counter',
+    seq: 77n,
+    reading: {
+      deviceId: 'ble:582d34122089',
+      source: 'ble',
+      received: rt('ntp'),
+      metrics: [{ name: 'temperature_c', unit: 'Cel', value: 22.6 }],
+      radio: { adapter: 'hci0', format: 'mibeacon', mac: '58:2d:34:12:20:89', rssi: -71 },
+      raw: MIBEACON_CGDK2_RAW,
+      auth: { kind: 'ble-aes-ccm', scheme: 'mibeacon', counter: 0x0207 },
+    },
+  },
+  {
+    name: 'ble-aes-ccm-pvvx',
+    description: 'ble source, pvvx encrypted custom format (published frame) decrypted with its bind key: auth ble-aes-ccm, scheme pvvx, 8-bit counter',
+    seq: 78n,
+    reading: {
+      deviceId: 'ble:a4c1388d18b2',
+      source: 'ble',
+      received: rt('rtc'),
+      metrics: [
+        { name: 'temperature_c', unit: 'Cel', value: 23.45 },
+        { name: 'humidity_pct', unit: '%', value: 41.73 },
+        { name: 'battery_pct', unit: '%', value: 61 },
+      ],
+      radio: { adapter: 'hci0', format: 'atc', mac: 'a4:c1:38:8d:18:b2' },
+      raw: PVVX_ENCRYPTED_RAW,
+      auth: { kind: 'ble-aes-ccm', scheme: 'pvvx', counter: 17 },
+    },
+  },
 ]
 
 // --- Invalid encodings: each must be rejected by a decoder ------------------
@@ -332,7 +372,7 @@ export function invalidVectors(): InvalidVector[] {
       field: 'radio[1].key',
     },
     { name: 'raw-too-long', description: 'raw length 65537 (limit 65536)', canonicalHex: temp(head().u8(1)).u8(0, 1).u32(65537).hex(), field: 'raw' },
-    { name: 'unknown-auth-kind', description: 'auth kind index 6', canonicalHex: temp(head().u8(1)).u8(0, 0, 6).hex(), field: 'auth.kind' },
+    { name: 'unknown-auth-kind', description: 'auth kind index 7 (one past the last auth kind)', canonicalHex: temp(head().u8(1)).u8(0, 0, 7).hex(), field: 'auth.kind' },
     {
       name: 'username-invalid-utf8',
       description: 'mqtt-credentials username 0xC3 0x28 (not UTF-8)',
@@ -344,6 +384,18 @@ export function invalidVectors(): InvalidVector[] {
       description: 'a radio string holding ED A0 80 (a UTF-16 surrogate encoded as UTF-8, which UTF-8 forbids)',
       canonicalHex: temp(head().u8(1)).u8(1, 1).str('note').u8(2).u8(3, 0xed, 0xa0, 0x80).u8(0, 0).hex(),
       field: 'radio.note',
+    },
+    {
+      name: 'unknown-ccm-scheme',
+      description: 'ble-aes-ccm auth with scheme index 2 (one past the last scheme)',
+      canonicalHex: temp(head().u8(1)).u8(0, 0, 6).u8(2).u32(1).hex(),
+      field: 'auth.scheme',
+    },
+    {
+      name: 'ble-aes-ccm-truncated-counter',
+      description: 'ble-aes-ccm auth (scheme mibeacon) with only 3 of the 4 counter bytes',
+      canonicalHex: temp(head().u8(1)).u8(0, 0, 6).u8(0).u8(0, 0, 1).hex(),
+      field: 'auth.counter',
     },
   ]
   return list
@@ -378,6 +430,7 @@ export function buildVectorFile(): VectorFile {
       'Leaf hash oracle: @openzeppelin/merkle-tree 1.0.8 StandardMerkleTree.leafHash with leaf encoding ["uint64", "bytes32"] (checked by gateway/src/core/canonical.test.ts).',
       'Device key: Foundry anvil default account #0 (https://book.getfoundry.sh/reference/anvil/), EIP-191 personal_sign (https://eips.ethereum.org/EIPS/eip-191).',
       'BTHome raw bytes: https://bthome.io/format/ (temperature 0x02, humidity 0x03); Cayenne LPP raw bytes: https://docs.mydevices.com/docs/lorawan/cayenne-lpp.',
+      'Encrypted BLE raw bytes (ble-aes-ccm vectors): MiBeacon v5 from Bluetooth-Devices/xiaomi-ble tests/test_parser.py test_Xiaomi_CGDK2; pvvx encrypted custom format from custom-components/ble_monitor custom_components/ble_monitor/test/test_atc_parser.py test_atc_custom_encrypted.',
     ],
     vectors: INPUTS.map((v) => {
       const canonical = encodeReading(v.reading)

@@ -69,7 +69,7 @@ t.test('vector file', async (t) => {
   const kinds = new Set(file.vectors.map((v) => v.reading.source))
   for (const k of ['sim', 'http', 'mqtt', 'lorawan', 'ble', 'gpio', 'nodered']) t.ok(kinds.has(k as never), `covers source ${k}`)
   const auths = new Set(file.vectors.map((v) => v.reading.auth.kind))
-  for (const k of ['none', 'device-signature', 'lorawan-mic', 'bthome-encryption', 'mqtt-credentials', 'http-token']) t.ok(auths.has(k as never), `covers auth ${k}`)
+  for (const k of ['none', 'device-signature', 'lorawan-mic', 'bthome-encryption', 'mqtt-credentials', 'http-token', 'ble-aes-ccm']) t.ok(auths.has(k as never), `covers auth ${k}`)
   const clocks = new Set(file.vectors.map((v) => v.reading.received.clock))
   for (const k of ['unsynchronized', 'ntp', 'gps', 'rtc']) t.ok(clocks.has(k as never), `covers clock ${k}`)
 

@@ -29,8 +29,8 @@ import {
   toChecksumAddress,
   tryHexToBytes,
 } from './hex.ts'
-import { AUTH_KINDS, CLOCK_STATES, SOURCE_KINDS } from './types.ts'
-import type { AuthKind, ClockState, Hex, Metric, RadioMeta, Reading, ReadingAuth, SourceKind } from './types.ts'
+import { AUTH_KINDS, BLE_CCM_SCHEMES, CLOCK_STATES, SOURCE_KINDS } from './types.ts'
+import type { AuthKind, BleCcmScheme, ClockState, Hex, Metric, RadioMeta, Reading, ReadingAuth, SourceKind } from './types.ts'
 import { checkMetric } from './units.ts'
 
 /** Version of the canonical encoding this module writes and reads. */
@@ -66,6 +66,7 @@ const TAG_STRING = 0x02
 const SOURCE_INDEX = new Map<string, number>(SOURCE_KINDS.map((k, i) => [k, i]))
 const CLOCK_INDEX = new Map<string, number>(CLOCK_STATES.map((k, i) => [k, i]))
 const AUTH_INDEX = new Map<string, number>(AUTH_KINDS.map((k, i) => [k, i]))
+const CCM_SCHEME_INDEX = new Map<string, number>(BLE_CCM_SCHEMES.map((k, i) => [k, i]))
 
 function invalid(field: string, message: string, cause?: unknown): FieldproofError {
   return new FieldproofError('READING_INVALID', `${field}: ${message}`, cause === undefined ? { details: { field } } : { details: { field }, cause })
@@ -269,6 +270,11 @@ function plan(r: Reading): number {
       if (!isU32(auth.counter)) throw invalid('auth.counter', 'must be an integer in 0 … 2^32-1')
       size += 4
       break
+    case 'ble-aes-ccm':
+      if (typeof auth.scheme !== 'string' || !CCM_SCHEME_INDEX.has(auth.scheme)) throw invalid('auth.scheme', `must be one of ${BLE_CCM_SCHEMES.join(', ')}`)
+      if (!isU32(auth.counter)) throw invalid('auth.counter', 'must be an integer in 0 … 2^32-1')
+      size += 5
+      break
     case 'mqtt-credentials': {
       const l = typeof auth.username === 'string' ? utf8Length(auth.username) : -1
       if (l < 1 || l > CANONICAL_LIMITS.stringBytes) throw invalid('auth.username', 'must be 1 … 255 bytes of well-formed UTF-8')
@@ -389,6 +395,11 @@ export function encodeReading(r: Reading): Uint8Array {
       o += 8
       break
     case 'bthome-encryption':
+      view.setUint32(o, auth.counter)
+      o += 4
+      break
+    case 'ble-aes-ccm':
+      out[o++] = CCM_SCHEME_INDEX.get(auth.scheme) as number
       view.setUint32(o, auth.counter)
       o += 4
       break
@@ -572,6 +583,13 @@ function decodeUnchecked(bytes: Uint8Array): Reading {
     case 'bthome-encryption':
       auth = { kind, counter: rd.u32('auth.counter') }
       break
+    case 'ble-aes-ccm': {
+      const si = rd.u8('auth.scheme')
+      const scheme = BLE_CCM_SCHEMES[si]
+      if (scheme === undefined) throw invalid('auth.scheme', `unknown scheme index ${si}`)
+      auth = { kind, scheme, counter: rd.u32('auth.counter') }
+      break
+    }
     case 'mqtt-credentials':
       auth = { kind, username: rd.str('auth.username', 1, CANONICAL_LIMITS.stringBytes) }
       break
@@ -690,6 +708,7 @@ export type ReadingAuthJson =
   | { readonly kind: 'bthome-encryption'; readonly counter: number }
   | { readonly kind: 'mqtt-credentials'; readonly username: string }
   | { readonly kind: 'http-token'; readonly tokenId: string }
+  | { readonly kind: 'ble-aes-ccm'; readonly scheme: BleCcmScheme; readonly counter: number }
 
 /**
  * A Reading as JSON (HTTP API, vectors, proof bundles): bigints as decimal
@@ -724,6 +743,8 @@ function authToJson(a: ReadingAuth): ReadingAuthJson {
       return { kind: a.kind, username: a.username }
     case 'http-token':
       return { kind: a.kind, tokenId: a.tokenId }
+    case 'ble-aes-ccm':
+      return { kind: a.kind, scheme: a.scheme, counter: a.counter }
     default:
       return { kind: 'none' }
   }
@@ -764,6 +785,7 @@ const AUTH_KEYS: Readonly<Record<AuthKind, readonly string[]>> = {
   'bthome-encryption': ['kind', 'counter'],
   'mqtt-credentials': ['kind', 'username'],
   'http-token': ['kind', 'tokenId'],
+  'ble-aes-ccm': ['kind', 'scheme', 'counter'],
 }
 
 function authFromJson(v: unknown): ReadingAuth {
@@ -785,6 +807,8 @@ function authFromJson(v: unknown): ReadingAuth {
       return { kind: 'mqtt-credentials', username: a.username as string }
     case 'http-token':
       return { kind: 'http-token', tokenId: a.tokenId as string }
+    case 'ble-aes-ccm':
+      return { kind: 'ble-aes-ccm', scheme: a.scheme as BleCcmScheme, counter: a.counter as number }
     default:
       return { kind: 'none' }
   }

@@ -53,6 +53,18 @@ export type ReadingAuth =
   | { readonly kind: 'mqtt-credentials'; readonly username: string }
   /** An HTTP client holding a bearer token; `tokenId` names the token, never its secret. */
   | { readonly kind: 'http-token'; readonly tokenId: string }
+  /**
+   * A BLE advertisement (other than BTHome, which has its own kind) decrypted
+   * with the device's bind key, its AES-CCM tag verified: `scheme` names the
+   * format (MiBeacon v4/v5, pvvx encrypted custom format) and `counter` is the
+   * frame's replay counter (MiBeacon: 32 bits, extended counter << 8 | frame
+   * counter; pvvx: 8 bits).
+   */
+  | { readonly kind: 'ble-aes-ccm'; readonly scheme: BleCcmScheme; readonly counter: number }
+
+/** Encrypted BLE formats covered by auth kind `ble-aes-ccm` (encoded as a u8 index: append only). */
+export const BLE_CCM_SCHEMES = ['mibeacon', 'pvvx'] as const
+export type BleCcmScheme = (typeof BLE_CCM_SCHEMES)[number]
 
 export type AuthKind = ReadingAuth['kind']
 export const AUTH_KINDS: readonly AuthKind[] = [
@@ -62,6 +74,7 @@ export const AUTH_KINDS: readonly AuthKind[] = [
   'bthome-encryption',
   'mqtt-credentials',
   'http-token',
+  'ble-aes-ccm',
 ]
 
 /** A reading before it is sequenced: what sources and decoders produce. */

@@ -18,6 +18,8 @@
 //   + counter, associated data 0x11. Needs the MAC (frame.mac or options.mac).
 // - 8 bytes, atc1441 encrypted format: rejected as 'unsupported' (no published
 //   vector to test it against).
+// The plain formats carry the sensor's MAC; when the advertiser's MAC is known
+// (frame.mac or options.mac) and differs, the frame is rejected as 'malformed'.
 // meta: format, counter (for de-duplication: repeats of one measurement carry
 // the same counter), mac, flags and its bits (pvvx).
 
@@ -103,9 +105,17 @@ export function decodeAtc(frame: RawFrame, options?: DecodeOptions): DecodeResul
   const n = frame.bytes.length
   switch (n) {
     case 13:
-      return decodeAtc1441(frame.bytes)
-    case 15:
-      return decodePvvx(frame.bytes)
+    case 15: {
+      const r = n === 13 ? decodeAtc1441(frame.bytes) : decodePvvx(frame.bytes)
+      // The plain formats carry the sensor's MAC: one that differs from the advertiser's is not this
+      // sensor's frame (a 15-byte pvvx frame cut to 13 bytes, with its reversed MAC, lands here too).
+      const advertiser = parseMac(frame.mac ?? options?.['mac'])
+      const carried = r.ok ? r.meta?.['mac'] : undefined
+      if (advertiser && typeof carried === 'string' && formatMac(advertiser) !== carried) {
+        return reject('malformed', `MAC in the ${n === 13 ? 'atc1441' : 'pvvx'} frame (${carried}) differs from the advertiser (${formatMac(advertiser)})`)
+      }
+      return r
+    }
     case 11:
       return decodePvvxEncrypted(frame, options)
     case 8:

@@ -96,4 +96,25 @@ export const ATC_VECTORS: readonly DecoderVector[] = [
     input: 'a4c1380283f400a22f5f0bf8',
     expect: { ok: false, code: 'truncated' },
   },
+  {
+    name: 'pvvx custom format cut to 13 bytes (the atc1441 length)',
+    source: `${SRC}, test_atc_custom without its last two bytes; the reversed MAC does not match the advertiser`,
+    input: 'f4830238c1a4a9066911b60b58',
+    frame: { mac: 'A4:C1:38:02:83:F4' },
+    expect: { ok: false, code: 'malformed' },
+  },
+  {
+    name: 'pvvx custom format with a trailing byte',
+    source: `${SRC}, test_atc_custom with one byte appended (16 bytes: no such layout)`,
+    input: 'f4830238c1a4a9066911b60b58f70d00',
+    frame: { mac: 'A4:C1:38:02:83:F4' },
+    expect: { ok: false, code: 'malformed' },
+  },
+  {
+    name: 'atc1441 format heard from another address',
+    source: `${SRC}, test_atc_atc1441 with another advertiser address`,
+    input: 'a4c1380283f400a22f5f0bf819',
+    frame: { mac: 'A4:C1:38:02:83:F5' },
+    expect: { ok: false, code: 'malformed' },
+  },
 ]

@@ -78,4 +78,10 @@ export const BLE_ADV_VECTORS: readonly DecoderVector[] = [
     input: '0201061aff4c000215fda50693a4e24fb1afcfc6eb0764782500010002c5',
     expect: { ok: false, code: 'unsupported' },
   },
+  {
+    name: 'Ruuvi manufacturer data one byte too long',
+    source: `${AD}; data element: ${RUUVI_DF5} with one byte appended (the decoder's rejection is passed on)`,
+    input: '0201061cff99040512FC5394C37C0004FFFC040CAC364200CDCBB8334C884F00',
+    expect: { ok: false, code: 'malformed' },
+  },
 ]

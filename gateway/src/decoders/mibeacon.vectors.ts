@@ -221,4 +221,18 @@ export const MIBEACON_VECTORS: readonly DecoderVector[] = [
     frame: { mac: '58:2D:34:35:93:22' },
     expect: { ok: false, code: 'malformed' },
   },
+  {
+    name: 'LYWSDCGQ frame cut inside its object',
+    source: `${XB}, test_Xiaomi_LYWSDCGQ without the last byte (object 0x100D declares 4 bytes, 3 remain)`,
+    input: '5020aa01da219335342d580d1004fe0048',
+    frame: { mac: '58:2D:34:35:93:21' },
+    expect: { ok: false, code: 'truncated' },
+  },
+  {
+    name: 'LYWSDCGQ object with a wrong length',
+    source: `${XB}, test_Xiaomi_LYWSDCGQ with the 0x100D length byte changed from 4 to 3`,
+    input: '5020aa01da219335342d580d1003fe0048',
+    frame: { mac: '58:2D:34:35:93:21' },
+    expect: { ok: false, code: 'malformed' },
+  },
 ]

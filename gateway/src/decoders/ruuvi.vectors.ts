@@ -157,4 +157,10 @@ export const RUUVI_VECTORS: readonly DecoderVector[] = [
     input: '0512FC5394C37C0004FFFC040CAC364200CDCBB8334C88',
     expect: { ok: false, code: 'truncated' },
   },
+  {
+    name: 'format 5 with a trailing byte',
+    source: `${DF5}, case "valid data" with one byte appended (format 5 is exactly 24 bytes)`,
+    input: '0512FC5394C37C0004FFFC040CAC364200CDCBB8334C884F00',
+    expect: { ok: false, code: 'malformed' },
+  },
 ]

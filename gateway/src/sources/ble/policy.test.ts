@@ -92,3 +92,27 @@ t.test('nearby view: bounded, expiring, last good values kept', async (t) => {
   t.match(n.list(500, 0).find((d) => d.mac === 'm4'), { metrics: [{ value: 4 }], error: 'bad-mic: x', count: 2 })
   t.same(n.list(1350, 0).map((d) => d.mac), ['m4'], 'entries older than the TTL expire')
 })
+
+t.test('authenticated frames say how: BTHome counter, or AES-CCM scheme and counter for MiBeacon and pvvx', async (t) => {
+  // Published frames and keys: xiaomi-ble tests/test_parser.py test_Xiaomi_CGDK2 (MiBeacon v5);
+  // ble_monitor test/test_atc_parser.py test_atc_custom_encrypted (pvvx); bthome-ble's encrypted
+  // example (docs/ble.md "Decoding by hand").
+  const p = policy()
+  p.setRegistered([
+    reg('58:2d:34:12:20:89', { bindkey: 'a3bfe9853dd85a620debe3620caaa351' }),
+    reg('a4:c1:38:8d:18:b2', { bindkey: 'b9ea895fac7eea6d30532432a516f3a3' }),
+    reg('54:48:e6:8f:80:a5', { bindkey: '231d39c1d7cc1ab1aee224cd096db932' }),
+  ])
+  const sd = (mac: string, uuid: string, hex: string): AdvertFrame[] => [{ transport: 'ble', mac, serviceDataUuid: uuid, bytes: Uint8Array.from(Buffer.from(hex, 'hex')) }]
+  const mi = p.decide('58:2d:34:12:20:89', sd('58:2d:34:12:20:89', 'fe95', '58586f0607892012342d585f176dd54f0200002fa453fa'), 0)
+  t.match(mi, { kind: 'reading', format: 'mibeacon', ccm: { scheme: 'mibeacon', counter: 0x0207 } })
+  t.notOk('bthomeCounter' in mi)
+  const pv = p.decide('a4:c1:38:8d:18:b2', sd('a4:c1:38:8d:18:b2', '181a', '11d603fbfa7b6dfb1e26fd'), 0)
+  t.match(pv, { kind: 'reading', format: 'atc', ccm: { scheme: 'pvvx', counter: 17 } })
+  const bt = p.decide('54:48:e6:8f:80:a5', sd('54:48:e6:8f:80:a5', 'fcd2', '41a47266c95f730011223378237214'), 0)
+  t.match(bt, { kind: 'reading', format: 'bthome' })
+  t.ok(bt.kind === 'reading' && typeof bt.bthomeCounter === 'number' && bt.ccm === undefined, 'BTHome keeps its own auth kind')
+  // Plain frames carry no authentication.
+  const plain = policy({ acceptAll: new Set(['atc']) }).decide('a4:c1:38:02:83:f4', sd('a4:c1:38:02:83:f4', '181a', 'f4830238c1a4a9066911b60b58f70d'), 0)
+  t.ok(plain.kind === 'reading' && plain.ccm === undefined && plain.bthomeCounter === undefined, 'plain pvvx: no counter for auth')
+})

@@ -20,7 +20,7 @@
 
 import type { Decoder, DecodeOptions, DecodeResult } from '../../core/decoder.ts'
 import { safeDecode } from '../../core/decoder.ts'
-import type { Metric } from '../../core/types.ts'
+import type { BleCcmScheme, Metric } from '../../core/types.ts'
 import type { AdvertFrame } from './advert.ts'
 
 /** A BLE device registered by the owner (devices table, kind 'ble'). */
@@ -92,8 +92,8 @@ export type Decision =
       readonly deviceTimeMs?: number
       /** BTHome encrypted: the counter for auth { kind: 'bthome-encryption' }. */
       readonly bthomeCounter?: number
-      /** Other authenticated formats (MiBeacon, pvvx): the counter, carried in radio meta. */
-      readonly otherCounter?: number
+      /** MiBeacon v4/v5 or pvvx encrypted, tag verified: scheme and counter for auth { kind: 'ble-aes-ccm' }. */
+      readonly ccm?: { readonly scheme: BleCcmScheme; readonly counter: number }
       /** New persisted state to write BEFORE the reading is stored (counter advanced). */
       readonly persist?: BleDeviceState
       readonly nearby: NearbyInfo
@@ -107,6 +107,12 @@ interface Runtime {
   counterRaw: string | undefined
   resetApplied: number | undefined
 }
+
+/** Decoder id → auth scheme of its AES-CCM encrypted frames (BTHome has its own auth kind). */
+const CCM_SCHEMES: ReadonlyMap<string, BleCcmScheme> = new Map([
+  ['mibeacon', 'mibeacon'],
+  ['atc', 'pvvx'],
+])
 
 const EVENT_METRICS = /^(button_event|dimmer_event|command_event)(_\d+)?$/
 
@@ -308,6 +314,8 @@ export class BlePolicy {
       ...(persist !== undefined && reg !== undefined ? { persist } : {}),
     }
     if (counter === undefined) return base
-    return format === 'bthome' ? { ...base, bthomeCounter: counter } : { ...base, otherCounter: counter }
+    if (format === 'bthome') return { ...base, bthomeCounter: counter }
+    const scheme = CCM_SCHEMES.get(format)
+    return scheme !== undefined ? { ...base, ccm: { scheme, counter } } : base
   }
 }

@@ -527,11 +527,6 @@ export class BleSource implements Source {
     const radio: Record<string, number | string> = { mac: d.mac, adapter: this.#cfg.adapter, format: decision.format }
     if (d.rssi !== undefined) radio['rssi'] = d.rssi
     if (d.txPower !== undefined) radio['tx_power'] = d.txPower
-    if (decision.otherCounter !== undefined) {
-      // Authenticated with the device key, but no auth kind exists for it yet: say so in the radio metadata.
-      radio['encryption'] = decision.format === 'atc' ? 'pvvx-aes-ccm' : `${decision.format}-aes-ccm`
-      radio['counter'] = decision.otherCounter
-    }
     const reading: Reading = {
       deviceId: decision.deviceId,
       source: 'ble',
@@ -539,7 +534,12 @@ export class BleSource implements Source {
       metrics: decision.metrics,
       radio,
       raw: decision.frame.bytes.slice(),
-      auth: decision.bthomeCounter !== undefined ? { kind: 'bthome-encryption', counter: decision.bthomeCounter } : { kind: 'none' },
+      auth:
+        decision.bthomeCounter !== undefined
+          ? { kind: 'bthome-encryption', counter: decision.bthomeCounter }
+          : decision.ccm !== undefined
+            ? { kind: 'ble-aes-ccm', scheme: decision.ccm.scheme, counter: decision.ccm.counter }
+            : { kind: 'none' },
       ...(decision.deviceTimeMs !== undefined ? { deviceTimeMs: decision.deviceTimeMs } : {}),
     }
     try {
