@@ -13,10 +13,10 @@
 // retries); after the store nothing is ever dropped. Acknowledgements wait
 // for the commit (invariant 1).
 
-import { encodeReading, leafHash } from '../core/canonical.ts'
+import { encodeReading, leafHashOf } from '../core/canonical.ts'
 import { buildMerkleTree } from '../core/merkle.ts'
 import { FieldproofError, isFieldproofError } from '../core/errors.ts'
-import { bytesToHex } from '../core/hex.ts'
+import { bytesToHex, keccak256 } from '../core/hex.ts'
 import type { BatchHeader, Hex, Reading, SignedBatch } from '../core/types.ts'
 import type { Store } from '../store/store.ts'
 import { ReadingBus } from './bus.ts'
@@ -234,7 +234,8 @@ export class Pipeline {
         source: p.reading.source,
         receivedMs: p.reading.received.wallMs,
         canonical: p.canonical,
-        leaf: leafHash(seq, p.canonical),
+        // leafHash(seq, canonical), with the WebAssembly Keccak for readings of any length.
+        leaf: leafHashOf(seq, keccak256(p.canonical)),
       }
     })
     try {

@@ -1,14 +1,15 @@
 // Device-signature checks off the event loop: a small pool of worker threads
-// (signature-worker.ts), each with its own DeviceVerifier. Jobs queued in
+// (signature-pool-worker.ts), each with its own FastDeviceVerifier
+// (signature-pool-verifier.ts). Jobs queued in
 // one turn of the event loop go to a worker as one message; a worker that
 // dies is replaced and its jobs are retried once elsewhere. With zero
 // workers the checks run inline (tests, tiny boards).
 
 import { Worker } from 'node:worker_threads'
-import { DeviceVerifier } from '../core/device-protocol.ts'
+import { FastDeviceVerifier } from './signature-pool-verifier.ts'
 
 // The same extension as this module: .ts from the sources, .js in the built form (scripts/build-dist.ts).
-const WORKER_URL = new URL(`./signature-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)
+const WORKER_URL = new URL(`./signature-pool-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)
 /** Jobs per message to a worker at most: bounds the latency one batch adds. */
 const MAX_BATCH = 64
 
@@ -35,7 +36,7 @@ export interface SignaturePoolOptions {
 export class SignaturePool {
   readonly #o: SignaturePoolOptions
   readonly #slots: Slot[] = []
-  readonly #inline = new DeviceVerifier()
+  readonly #inline = new FastDeviceVerifier()
   #queue: Job[] = []
   #scheduled = false
   #nextId = 1
@@ -85,7 +86,7 @@ export class SignaturePool {
     return slot
   }
 
-  /** True when `signature` over `body` is by `publicKey` (see DeviceVerifier.verify). Never rejects. */
+  /** True when `signature` over `body` is by `publicKey` (see FastDeviceVerifier.verify). Never rejects. */
   verify(body: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): Promise<boolean> {
     if (this.#slots.length === 0 || this.#closed) return Promise.resolve(this.#inline.verify(body, signature, publicKey))
     return new Promise((resolve) => {

@@ -26,7 +26,7 @@
 
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net'
 import { createServer as createTlsServer } from 'node:tls'
-import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
@@ -284,7 +284,14 @@ export class MqttSource implements Source {
         this.#addresses['tls'] = await this.#listen(s, c.tls_listen)
       }
       if (c.ws_listen) {
-        const http = tls ? createHttpsServer(tls) : createHttpServer()
+        // Only WebSocket upgrades are served; a plain request is answered and closed (not left hanging).
+        const notUpgrade = (_req: IncomingMessage, res: ServerResponse) => {
+          res.writeHead(426, { connection: 'close', upgrade: 'websocket', 'content-type': 'text/plain; charset=utf-8' })
+          res.end('MQTT over WebSocket: connect with a WebSocket client (subprotocol "mqtt")\n')
+        }
+        const http = tls ? createHttpsServer(tls, notUpgrade) : createHttpServer(notUpgrade)
+        http.headersTimeout = c.connect_timeout_ms
+        http.requestTimeout = c.connect_timeout_ms
         http.maxConnections = c.max_connections
         const wss = new WebSocketServer({ server: http, maxPayload: c.max_packet_bytes + 8, handleProtocols: (ps) => (ps.has('mqtt') ? 'mqtt' : false) })
         this.#wss = wss

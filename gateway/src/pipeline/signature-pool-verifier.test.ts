@@ -1,0 +1,123 @@
+// FastDeviceVerifier and the signature pool (docs/device-protocol.md, "The
+// signature"): the pool's check must accept exactly what core/proof.ts's
+// EIP-191 recovery accepts, on the shared firmware vectors
+// (test/vectors/device-protocol.json) and on valid, forged and malleated
+// signatures; its table-based c·G must equal noble's multiplication.
+
+import t from 'tap'
+import { readFileSync } from 'node:fs'
+import { secp256k1 } from '@noble/curves/secp256k1'
+import { parseDevicePublicKey, recoverSignedMessageKey, signBody } from '../core/device-protocol.ts'
+import { bytesToHex, hexToBytes } from '../core/hex.ts'
+import { FastDeviceVerifier, multiplyBase } from './signature-pool-verifier.ts'
+import { SignaturePool } from './signature-pool.ts'
+
+const V = JSON.parse(readFileSync(new URL('../../../test/vectors/device-protocol.json', import.meta.url), 'utf8')) as {
+  publicKey: string
+  valid: { name: string; encoded: string; signature: string }[]
+}
+const N = secp256k1.CURVE.n
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let x = a
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+t.test('multiplyBase equals noble multiplication', async (t) => {
+  const rand = rng(3)
+  const scalars = [0n, 1n, 2n, 255n, 256n, N - 1n, N - 2n, (1n << 255n) + 12345n, (1n << 256n) - 1n]
+  for (let i = 0; i < 60; i++) scalars.push(BigInt('0x' + Array.from({ length: 32 }, () => Math.floor(rand() * 256).toString(16).padStart(2, '0')).join('')))
+  let bad = 0
+  for (const k of scalars) {
+    const want = k % N === 0n ? secp256k1.ProjectivePoint.ZERO : secp256k1.ProjectivePoint.BASE.multiply(k % N)
+    if (!multiplyBase(k).equals(want)) bad++
+  }
+  t.equal(bad, 0, `${scalars.length} scalars`)
+})
+
+t.test('firmware vectors verify; their v-flipped twins do not', async (t) => {
+  const v = new FastDeviceVerifier()
+  const pub = parseDevicePublicKey(V.publicKey)?.publicKey as Uint8Array
+  for (const x of V.valid) {
+    const body = hexToBytes(x.encoded)
+    const sig = hexToBytes(x.signature, 65)
+    t.ok(v.verify(body, sig, pub), `${x.name}: verifies`)
+    const flip = sig.slice()
+    flip[64] = flip[64] === 27 ? 28 : 27
+    t.notOk(v.verify(body, flip, pub), `${x.name}: v flipped refused`)
+  }
+})
+
+t.test('agrees with recovery on valid, forged and malleated signatures', async (t) => {
+  const v = new FastDeviceVerifier()
+  const rand = rng(11)
+  let disagreements = 0
+  let accepted = 0
+  const ROUNDS = 80
+  for (let i = 0; i < ROUNDS; i++) {
+    const key = secp256k1.utils.randomPrivateKey()
+    const pub = secp256k1.getPublicKey(key, false)
+    const m = signBody({ deviceId: `dev-${i}`, counter: BigInt(i + 1), metrics: [{ name: 'temperature_c', unit: 'Cel', value: i / 7 }] }, key)
+    const variants: Uint8Array[] = [m.signature]
+    const flipV = m.signature.slice()
+    flipV[64] = flipV[64] === 27 ? 28 : 27
+    variants.push(flipV)
+    const v01 = m.signature.slice()
+    v01[64] = (v01[64] as number) - 27
+    variants.push(v01)
+    const s = BigInt(bytesToHex(m.signature.subarray(32, 64)))
+    const high = m.signature.slice()
+    high.set(hexToBytes('0x' + (N - s).toString(16).padStart(64, '0')), 32)
+    high[64] = high[64] === 27 ? 28 : 27
+    variants.push(high)
+    const bitflip = m.signature.slice()
+    const at = Math.floor(rand() * 64)
+    bitflip[at] = (bitflip[at] as number) ^ (1 << Math.floor(rand() * 8))
+    variants.push(bitflip)
+    const zeroR = m.signature.slice()
+    zeroR.fill(0, 0, 32)
+    variants.push(zeroR)
+    const bigS = m.signature.slice()
+    bigS.set(hexToBytes('0x' + N.toString(16).padStart(64, '0')), 32)
+    variants.push(bigS)
+    const badV = m.signature.slice()
+    badV[64] = 29
+    variants.push(badV)
+    for (const sig of variants) {
+      const ref = recoverSignedMessageKey({ body: m.body, signature: sig })?.address === parseDevicePublicKey(pub)?.address
+      const fast = v.verify(m.body, sig, pub)
+      if (ref !== fast) disagreements++
+      if (fast) accepted++
+    }
+    const body2 = m.body.slice()
+    body2[body2.length - 1] = (body2[body2.length - 1] as number) ^ 1
+    if (v.verify(body2, m.signature, pub)) disagreements++
+    const other = secp256k1.getPublicKey(secp256k1.utils.randomPrivateKey(), false)
+    if (v.verify(m.body, m.signature, other)) disagreements++
+  }
+  t.equal(disagreements, 0, 'same decision as recovery, every case')
+  t.equal(accepted, ROUNDS * 3, 'exactly the valid signature, its v 0/1 form and its high-s twin are accepted')
+  t.notOk(v.verify(new Uint8Array(10), new Uint8Array(64), new Uint8Array(65)), 'wrong lengths: false, no throw')
+  t.notOk(v.verify(new Uint8Array(10), new Uint8Array(65), new Uint8Array(65)), 'not a key: false, no throw')
+})
+
+t.test('the pool (one worker) decides like the inline check, many jobs at once', async (t) => {
+  const pool = new SignaturePool({ workers: 1 })
+  t.teardown(() => pool.close())
+  const key = secp256k1.utils.randomPrivateKey()
+  const pub = secp256k1.getPublicKey(key, false)
+  const jobs = Array.from({ length: 150 }, (_, i) => {
+    const m = signBody({ deviceId: 'p', counter: BigInt(i + 1), metrics: [] }, key)
+    const sig = m.signature.slice()
+    if (i % 3 === 0) sig[64] = sig[64] === 27 ? 28 : 27
+    return { body: m.body, sig, want: i % 3 !== 0 }
+  })
+  const got = await Promise.all(jobs.map((j) => pool.verify(j.body, j.sig, pub)))
+  t.same(got, jobs.map((j) => j.want))
+})
