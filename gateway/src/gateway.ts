@@ -26,6 +26,8 @@ import type { BleSource } from './sources/ble/source.ts'
 import { deriveHealth, type GatewayHealth } from './sources/gpio/status-led.ts'
 import { MdnsAnnouncer, gatewayServices } from './discovery/mdns.ts'
 import { Store } from './store/store.ts'
+import { FirstbootReportFile } from './service/firstboot-report.ts'
+import { REPORT_FILE_NAME as FIRSTBOOT_REPORT_FILE } from './service/firstboot.ts'
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
@@ -96,7 +98,7 @@ export class Gateway {
     const sinkCtx = { config: c, simulation: this.loaded.simulation, store, metrics: this.metrics, log, clock: this.clock, bus: this.bus, rejects, gatewayAddress: key.address }
     const runners: SinkRunner[] = []
     for (const plugin of SINK_PLUGINS) {
-      const inst = plugin.create({ ...sinkCtx, log: log.child({ sink: plugin.id }), signDigest: (d) => signDigest(d, keyBytes) })
+      const inst = await plugin.create({ ...sinkCtx, log: log.child({ sink: plugin.id }), signDigest: (d) => signDigest(d, keyBytes) })
       if (inst) runners.push(new SinkRunner({ sink: inst.sink, settings: inst.settings, store, bus: this.bus, log: log.child({ sink: inst.sink.id }) }))
     }
     const sinks = new SinkRunners(runners, this.metrics)
@@ -142,6 +144,7 @@ export class Gateway {
       status: () => this.status(),
       devices,
       bleNearby: () => (this.sources.find((s) => s.id === 'ble') as BleSource | undefined)?.nearby(),
+      firstbootReport: new FirstbootReportFile(join(c.gateway.state_dir, FIRSTBOOT_REPORT_FILE)),
     })
     const api = await this.api.listen(listen.value.host, listen.value.port)
 
@@ -159,7 +162,7 @@ export class Gateway {
       health: () => this.health(),
     }
     for (const plugin of SOURCE_PLUGINS) {
-      const source = plugin.create({ ...pluginCtx, log: log.child({ source: plugin.id }) })
+      const source = await plugin.create({ ...pluginCtx, log: log.child({ source: plugin.id }) })
       if (source) this.sources.push(source)
     }
     const ctx: SourceContext = {

@@ -11,6 +11,7 @@
 //   GET  /api/v1/batches/:id       one signed batch header
 //   GET  /api/v1/proofs/:seq       the proof bundle of a reading
 //   GET  /api/v1/ble/nearby        BLE sensors heard recently (bearer token; docs/ble.md)
+//   GET  /api/v1/firstboot-report  the first-boot report, in full once (bearer token; docs/first-boot.md)
 //   GET  /metrics                  Prometheus text
 //   GET  /                         status page
 
@@ -31,6 +32,7 @@ import type { BleNearbyView } from '../sources/ble/nearby.ts'
 import { STATUS_PAGE } from './status-page.ts'
 import { handleSignedIngest, isSignedMediaType } from './device-ingest.ts'
 import type { DeviceRegistry } from '../pipeline/devices.ts'
+import type { FirstbootReportFile } from '../service/firstboot-report.ts'
 
 export interface ApiOptions {
   readonly pipeline: Pipeline
@@ -49,6 +51,8 @@ export interface ApiOptions {
   readonly bleNearby?: () => BleNearbyView | undefined
   /** Signed devices and per-device tokens (pipeline/devices.ts); without it those routes answer 404 / 401. */
   readonly devices?: DeviceRegistry
+  /** The first-boot report, shown once to the first authenticated request (docs/first-boot.md). */
+  readonly firstbootReport?: FirstbootReportFile
 }
 
 class HttpError extends Error {
@@ -229,7 +233,14 @@ export class ApiServer {
       if (m !== 'GET' && m !== 'HEAD') throw new HttpError(405, 'method-not-allowed', `${m} is not allowed on ${path}`, { allow: 'GET' })
       if (path === '/api/v1/status') {
         route = 'status'
-        send(res, 200, { ...this.#o.status(), uptimeS: Math.round((Date.now() - this.#started) / 1000) })
+        send(res, 200, { ...this.#o.status(), uptimeS: Math.round((Date.now() - this.#started) / 1000), firstboot: this.#o.firstbootReport?.state() ?? 'none' })
+      } else if (path === '/api/v1/firstboot-report') {
+        route = 'firstboot-report'
+        // Holds generated passwords until shown: token only, never cached.
+        if (!this.#authorized(req)) throw new HttpError(401, 'unauthorized', 'a valid bearer token is required (Authorization: Bearer <token>)', { 'www-authenticate': 'Bearer realm="fieldproof"' })
+        const taken = this.#o.firstbootReport?.take()
+        if (!taken) throw new HttpError(404, 'not-found', 'no first-boot report on this gateway')
+        send(res, 200, taken, { 'cache-control': 'no-store' })
       } else if (path === '/api/v1/readings') {
         route = 'readings'
         const q = url.searchParams

@@ -25,6 +25,7 @@ export const STATUS_PAGE = `<!doctype html>
  <section><h2>Readings &amp; batches</h2><dl id="counts"></dl></section>
  <section><h2>Storage</h2><dl id="store"></dl></section>
  <section><h2>Upstream sinks</h2><table id="sinks"></table></section>
+ <section id="fb" hidden style="grid-column:1/-1"><h2>First boot</h2><div id="fbbody"><p>This gateway was set up from <code>fieldproof.toml</code>. Its report (address, URLs, generated passwords) is shown once: enter the API token (<code>sudo cat /var/lib/fieldproof/api-token</code>, also in <code>/home/admin/firstboot-report.txt</code>) to see it.</p><form id="fbform"><input id="fbtoken" type="password" autocomplete="off" placeholder="API token" size="48"> <button>Show the report</button></form><p id="fberr" class="bad"></p></div></section>
  <section style="grid-column:1/-1"><h2>Latest readings</h2><table id="latest"></table></section>
 </main>
 <script>
@@ -39,6 +40,7 @@ async function tick(){
   const s=await (await fetch('/api/v1/status')).json();
   $('name').textContent=s.gateway.name+(s.simulation?' · simulation mode':'');
   $('addr').textContent=s.gateway.address;
+  $('fb').hidden=!(fbOpen||s.firstboot==='unseen');
   dl($('gw'),[['version',s.version],['uptime',s.uptimeS+' s'],['clock',s.clock.state,s.clock.state==='unsynchronized'?'warn':'ok'],['boot id',s.clock.bootId]]);
   dl($('counts'),[['last seq',s.counts.lastSeq],['stored',s.counts.readings],['sealed batches',s.counts.lastBatchId],['open batch',s.counts.openBatch],['waiting for commit',s.counts.pending]]);
   dl($('store'),[['used',mb(s.store.usedBytes)+' of '+mb(s.store.maxBytes)],['state',s.store.full?'FULL: refusing input':'ok',s.store.full?'bad':'ok'],['retention',s.store.retentionHours+' h']]);
@@ -47,5 +49,15 @@ async function tick(){
   $('latest').innerHTML='<tr><th>seq</th><th>device</th><th>source</th><th>metrics</th></tr>'+r.readings.map(x=>'<tr><td>'+esc(x.seq)+'</td><td>'+esc(x.reading.deviceId)+'</td><td>'+esc(x.reading.source)+'</td><td>'+esc(x.reading.metrics.map(m=>m.name+' '+m.value+(unit(m.unit)?' '+unit(m.unit):'')).join(', '))+'</td></tr>').join('');
  }catch(e){$('name').textContent='(gateway unreachable)'}
 }
+let fbOpen=false;
+$('fbform').addEventListener('submit',async ev=>{
+ ev.preventDefault();
+ const res=await fetch('/api/v1/firstboot-report',{headers:{authorization:'Bearer '+$('fbtoken').value.trim()}});
+ if(!res.ok){$('fberr').textContent=res.status===401?'That is not the API token.':'No report ('+res.status+').';return}
+ const {report:r,first}=await res.json();fbOpen=true;
+ const pw=r.generatedPasswords||{};
+ $('fbbody').innerHTML='<dl id="fbdl"></dl><p>'+(first?'Shown once: write the passwords down now. The report stays in /home/admin/firstboot-report.txt.':'Already shown once; generated passwords are no longer shown here (see /home/admin/firstboot-report.txt).')+'</p>';
+ dl($('fbdl'),[['gateway address',r.gatewayAddress+(r.keyRestored?' (restored)':'')],['host name',r.hostname],['status page',r.urls.statusPage],['Node-RED',r.urls.nodeRed],['SSH',r.urls.ssh]].concat(pw.nodeRed?[['Node-RED password (user admin)',pw.nodeRed,'warn']]:[]).concat([['applied',r.applied.join(', ')]]));
+});
 tick();setInterval(tick,3000);
 </script></body></html>`

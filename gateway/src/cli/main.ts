@@ -8,11 +8,14 @@ import { devicesCommand } from './commands/devices.ts'
 import { exportCommand } from './commands/export.ts'
 import { keysCommand } from './commands/keys.ts'
 import { receiveCommand } from './commands/receive.ts'
+import { firstbootCommand } from './commands/firstboot.ts'
+import { updateCommand } from './commands/update.ts'
+import { diagnosticsCommand } from './commands/diagnostics.ts'
 import { startCommand } from './commands/start.ts'
 import { statusCommand } from './commands/status.ts'
 import { verifyCommand } from './commands/verify.ts'
 
-export const COMMANDS: readonly Command[] = [startCommand, statusCommand, keysCommand, verifyCommand, exportCommand, decodeCommand, devicesCommand, configCommand, receiveCommand]
+export const COMMANDS: readonly Command[] = [startCommand, statusCommand, keysCommand, verifyCommand, exportCommand, decodeCommand, devicesCommand, configCommand, receiveCommand, firstbootCommand, updateCommand, diagnosticsCommand]
 
 export const rootCommand: Command = {
   name: '',

@@ -1,6 +1,7 @@
 import { relative } from 'node:path'
 import { loadConfig } from '../../config/load.ts'
 import { Gateway } from '../../gateway.ts'
+import { startGatewayService } from '../../service/gateway-service.ts'
 import { CONFIG_OPTIONS, str, type Command } from '../cli.ts'
 
 export const startCommand: Command = {
@@ -55,12 +56,15 @@ Several gateways can run side by side with distinct --state-dir and --http-liste
         '  stop          Ctrl-C',
       ].filter(Boolean).join('\n'),
     )
+    // systemd (Type=notify): READY=1, the health-gated watchdog, STOPPING=1. No-op outside systemd.
+    const service = await startGatewayService(gw, `gateway ${started.address} listening on ${url}`)
     await new Promise<void>((resolve) => {
       let stopping = false
       const stop = (sig: string) => {
         if (stopping) return
         stopping = true
         gw.log.info({ signal: sig }, 'stopping')
+        void service.stopping()
         const force = setTimeout(() => {
           gw.log.error('shutdown took longer than 5 s; exiting')
           process.exit(1)
