@@ -24,12 +24,13 @@ import { existsSync, readdirSync, readFileSync, statfsSync, statSync } from 'nod
 import { arch, platform, release as osRelease, totalmem, uptime } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import { recoverMessageAddress } from 'viem'
-import { privateKeyToAccount } from 'viem/accounts'
+import { recoverSignerAddress, signDigest } from '../core/batch.ts'
+import { hexToBytes } from '../core/hex.ts'
+import { hashPersonalMessage } from '../core/proof.ts'
 import type { Hex } from '../core/types.ts'
 import type { LoadedConfig } from '../config/load.ts'
 import { parseListenAddress } from '../config/schema.ts'
-import { readKey } from '../identity/key-file.ts'
+import { addressOf, readKey } from '../identity/key-file.ts'
 
 export const DIAGNOSTICS_FORMAT = 'fieldproof-diagnostics/1'
 export const REDACTED = '[redacted]'
@@ -225,9 +226,8 @@ export function diagnosticsMessage(archiveBytes: Uint8Array): string {
 export async function signDiagnostics(archive: DiagnosticsArchive, privateKey: Hex): Promise<Buffer> {
   const body = Buffer.from(JSON.stringify(archive, null, 2) + '\n', 'utf8')
   const message = diagnosticsMessage(body)
-  const account = privateKeyToAccount(privateKey)
-  const signature = await account.signMessage({ message })
-  const sig = { fieldproofDiagnosticsSignature: 1, address: account.address, sha256: createHash('sha256').update(body).digest('hex'), message, signature }
+  const signature = signDigest(hashPersonalMessage(new TextEncoder().encode(message)), hexToBytes(privateKey, 32))
+  const sig = { fieldproofDiagnosticsSignature: 1, address: addressOf(privateKey), sha256: createHash('sha256').update(body).digest('hex'), message, signature }
   return Buffer.concat([body, Buffer.from(JSON.stringify(sig) + '\n', 'utf8')])
 }
 
@@ -254,12 +254,8 @@ export async function verifyDiagnostics(bytes: Uint8Array, expectedAddress?: str
   if (archive.format !== DIAGNOSTICS_FORMAT) return { ok: false, reason: `unknown format ${String(archive.format)}` }
   const message = diagnosticsMessage(body)
   if (sig.message !== message) return { ok: false, reason: 'the content does not match the signed hash (changed after signing)' }
-  let signer: Hex
-  try {
-    signer = await recoverMessageAddress({ message, signature: sig.signature as Hex })
-  } catch (e) {
-    return { ok: false, reason: `bad signature: ${(e as Error).message}` }
-  }
+  const signer = recoverSignerAddress(hashPersonalMessage(new TextEncoder().encode(message)), sig.signature as Hex)
+  if (signer === undefined) return { ok: false, reason: 'bad signature: malformed or recovers no key' }
   const lower = (s: string) => s.toLowerCase()
   if (lower(signer) !== lower(sig.address)) return { ok: false, reason: `signed by ${signer}, not by ${sig.address}` }
   if (lower(signer) !== lower(archive.gateway?.address ?? '')) return { ok: false, reason: `signed by ${signer}, but the archive names gateway ${String(archive.gateway?.address)}` }
