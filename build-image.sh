@@ -188,7 +188,10 @@ stage_rootfs() {
   # state (a newer point release gives a new tarball only with --no-cache or a
   # new key; scripts/test-image limits the age of a cached tarball).
   local key
-  key=$( { printf '%s\n' "${MMDEBSTRAP_ARGS[@]}" "${sources[@]}"; cat "$initconf"; [ -z "$pref" ] || cat "$pref"; } | sha256sum | cut -c1-16)
+  # The hooks name files of this checkout by absolute path; the key uses the
+  # path relative to image/ (their contents are hashed below), so every
+  # checkout of the same commit shares the cached tarball.
+  key=$( { printf '%s\n' "${MMDEBSTRAP_ARGS[@]//"$IMG_DIR"/image}" "${sources[@]}"; cat "$initconf"; [ -z "$pref" ] || cat "$pref"; } | sha256sum | cut -c1-16)
   ROOTFS_TAR=$CACHE/rootfs-$SUITE-arm64-$key.tar
   if [ "$NO_CACHE" = 0 ] && [ -s "$ROOTFS_TAR" ]; then
     say "   cached: $ROOTFS_TAR ($(du -m "$ROOTFS_TAR" | cut -f1) MB)"
