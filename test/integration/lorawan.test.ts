@@ -68,11 +68,11 @@ interface Harness {
   stop(): Promise<void>
 }
 
-async function start(t: Test, cfg: LorawanSectionConfig, opts: { dir?: string; ingestDelayMs?: number; store?: Store } = {}): Promise<Harness> {
+async function start(t: Test, cfg: LorawanSectionConfig, opts: { dir?: string; ingestDelayMs?: number; store?: Store; registryRefreshMs?: number } = {}): Promise<Harness> {
   const dir = opts.dir ?? t.testdir()
   const { store, pipeline, metrics } = openPipeline(dir, opts.store ? { store: opts.store } : {})
   const clock = new Clock({ syncCheck: 'none' })
-  const source = new LorawanSource({ config: cfg, store, metrics, log: silent, clock, recentMs: 150, registryRefreshMs: 200 })
+  const source = new LorawanSource({ config: cfg, store, metrics, log: silent, clock, recentMs: 150, registryRefreshMs: opts.registryRefreshMs ?? 200 })
   const ac = new AbortController()
   let resolvedAt = 0
   const running = source.start(
@@ -286,6 +286,37 @@ t.test('join-accept whose RX1 TX_ACK says TOO_LATE is retried on RX2', async (t)
   if (!older.ok) throw new Error(older.reason)
   await pf.push([rxpkFor(older.bytes, { tmst: 6_000_000 })])
   await until(() => rejected(h, 'join-devnonce-replay') === 1, 3000, '1.0.4 DevNonce regression counted')
+})
+
+t.test('a registry refresh between a join and its commit keeps the new session (DevNonce history, keys)', async (t) => {
+  // The refresh runs every millisecond here. Whenever it lands between a join's in-memory
+  // update and the transaction that commits it, the row is older than memory; reloading
+  // it would forget the join and the 1.0.4 DevNonce check would pass a replay. The exact
+  // interleaving is pinned down in sessions.test.ts; this drives the whole path.
+  const h = await start(t, config({ dedup_window_ms: 1 }), { registryRefreshMs: 1 })
+  addOtaa(h.store, 'node-race', { lorawanVersion: '1.0.4' })
+  await sleep(50)
+  const pf = await PacketForwarder.open(GW1, { host: '127.0.0.1', port: h.port })
+  t.teardown(() => pf.close())
+  await pf.pull()
+  const joins = 30
+  for (let n = 1; n <= joins; n++) {
+    const jr = buildJoinRequest({ joinEui: JOIN_EUI, devEui: DEV_EUI, devNonce: 1000 + 2 * n }, k(APP_KEY))
+    if (!jr.ok) throw new Error(jr.reason)
+    await pf.push([rxpkFor(jr.bytes, { tmst: n * 10_000_000 })])
+    const acc = await pf.nextPullResp()
+    pf.txAck(acc.token, 'NONE')
+    // a lower DevNonce never sent before (a sent one would be dropped as a late duplicate),
+    // at once: must be refused by what memory holds
+    const replay = buildJoinRequest({ joinEui: JOIN_EUI, devEui: DEV_EUI, devNonce: 1000 + 2 * n - 1 }, k(APP_KEY))
+    if (!replay.ok) throw new Error(replay.reason)
+    await pf.push([rxpkFor(replay.bytes, { tmst: n * 10_000_000 + 5_000_000 })])
+    await until(() => rejected(h, 'join-devnonce-replay') === n, 3000, `replay ${n} refused`)
+  }
+  t.equal(pf.pullResps.length, 0, 'no join-accept for any replayed DevNonce')
+  const st = JSON.parse(h.store.device('node-race')?.state ?? '{}') as Record<string, unknown>
+  t.equal(st['lastDevNonce'], 1000 + 2 * joins, 'the last DevNonce is persisted')
+  t.equal(st['lastJoinNonce'], joins - 1, 'one JoinNonce per accepted join')
 })
 
 t.test('16-bit FCnt rollover; counters survive a restart; dedup across two forwarders', async (t) => {

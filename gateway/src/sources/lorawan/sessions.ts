@@ -227,6 +227,7 @@ export function secretOf(s: Session): string {
 }
 
 interface PendingWrite {
+  session: Session
   state: string
   secret?: string
   accepted: number
@@ -256,13 +257,13 @@ export class StateWriter {
   write(s: Session, u: { secret?: boolean; accepted?: number; rejected?: number; seenMs?: number } = {}): Promise<void> {
     const prev = this.#pending.get(s.id)
     const w: PendingWrite = {
+      session: s,
       state: JSON.stringify(stateOf(s)),
       accepted: (prev?.accepted ?? 0) + (u.accepted ?? 0),
       rejected: (prev?.rejected ?? 0) + (u.rejected ?? 0),
       ...(u.secret || prev?.secret !== undefined ? { secret: u.secret ? secretOf(s) : (prev?.secret as string) } : {}),
       ...((u.seenMs ?? prev?.seenMs) !== undefined ? { seenMs: (u.seenMs ?? prev?.seenMs) as number } : {}),
     }
-    if (w.secret !== undefined) s.secretText = w.secret
     this.#pending.set(s.id, w)
     const p = new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }))
     if (!this.#scheduled) {
@@ -288,6 +289,10 @@ export class StateWriter {
           this.#store.touchDevice(id, { state: w.state, accepted: w.accepted, rejected: w.rejected, ...(w.seenMs !== undefined ? { seenMs: w.seenMs } : {}) })
         }
       })()
+      // Only now does the row hold the new secret. Marking the session earlier would make a
+      // registry refresh in between see a row "changed from outside" and reload it, losing
+      // the join that is being committed.
+      for (const [, w] of items) if (w.secret !== undefined) w.session.secretText = w.secret
       this.writes += items.length
       this.transactions++
     } catch (e) {
