@@ -4,6 +4,7 @@
 //
 //   npm run bench                 # all of it (about 1 minute)
 //   bash scripts/run-node bench/ingest.ts --readings 100000
+//   bash scripts/run-node bench/ingest.ts --latency-only   # the paced 1,000/s run: latency and RSS
 //
 // Ceiling: a bare loop doing the same work — JSON.parse of the body,
 // canonical encoding, keccak leaf, better-sqlite3 inserts with
@@ -30,7 +31,7 @@ import { Store } from '../gateway/src/store/store.ts'
 import { ROOT } from '../test/helpers/gateway-process.ts'
 import { TEST_ADDRESS, TEST_KEY } from '../test/helpers/readings.ts'
 
-const { values } = parseArgs({ options: { readings: { type: 'string', default: '60000' }, quick: { type: 'boolean' } } })
+const { values } = parseArgs({ options: { readings: { type: 'string', default: '60000' }, quick: { type: 'boolean' }, 'latency-only': { type: 'boolean' } } })
 const N = Number(values.readings)
 const work = mkdtempSync(join(tmpdir(), 'fieldproof-bench-'))
 const received: ReceiveTime = { bootId: '0123456789abcdef0123456789abcdef', monoNs: 123456789n, wallMs: Date.now(), clock: 'ntp' }
@@ -183,8 +184,10 @@ async function http(per: number, count: number): Promise<number> {
 }
 
 /** Paced load: `perSec` readings/s as 1-reading POSTs from 8 clients; p99 request latency and gateway RSS. */
-async function latency(perSec: number, seconds: number): Promise<{ p50: number; p99: number; rss: number }> {
+async function latency(perSec: number, seconds: number): Promise<{ p50: number; p99: number; rss: number; idleRss: number }> {
   const g = await startGatewayProcess('latency')
+  await sleep(2000)
+  const idleRss = rssMb(g.pid)
   const agent = new Agent({ keepAlive: true, maxSockets: 8 })
   const lat: number[] = []
   let rss = 0
@@ -213,11 +216,19 @@ async function latency(perSec: number, seconds: number): Promise<{ p50: number; 
   agent.destroy()
   await g.stop()
   lat.sort((a, b) => a - b)
-  return { p50: lat[Math.floor(lat.length * 0.5)] ?? NaN, p99: lat[Math.floor(lat.length * 0.99)] ?? NaN, rss }
+  return { p50: lat[Math.floor(lat.length * 0.5)] ?? NaN, p99: lat[Math.floor(lat.length * 0.99)] ?? NaN, rss, idleRss }
 }
 
 try {
   console.log(`Fieldproof ingest benchmark — ${N} readings, Node ${process.version}, ${process.arch}`)
+  if (!values['latency-only']) await throughput()
+  const l = await latency(1000, values.quick ? 5 : 15)
+  console.log(`at 1,000 readings/s (1 per POST, 8 clients): p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms ingest-to-durable (goal p99 ≤ 50 ms); gateway RSS ${l.rss} MB (goal ≤ 120 MB), ${l.idleRss} MB idle before the load`)
+} finally {
+  rmSync(work, { recursive: true, force: true })
+}
+
+async function throughput(): Promise<void> {
   const ceil = ceiling()
   results.push({ name: 'raw ceiling (bare loop: parse, encode, keccak, FULL inserts ×1000, tree, sign)', perSec: ceil })
   const inproc = await inProcess()
@@ -227,8 +238,4 @@ try {
   const h1 = await http(1, values.quick ? 5000 : 20000)
   results.push({ name: 'HTTP, 8 clients, 1 reading per POST (group commit)', perSec: h1, ratio: h1 / ceil, note: 'goal ≥ 0.10' })
   for (const r of results) console.log(`${String(r.perSec).padStart(8)} readings/s  ${r.ratio === undefined ? '      ' : (r.ratio.toFixed(2) + '×').padStart(6)}  ${r.name}${r.note ? `  (${r.note})` : ''}`)
-  const l = await latency(1000, values.quick ? 5 : 15)
-  console.log(`at 1,000 readings/s (1 per POST, 8 clients): p50 ${l.p50.toFixed(1)} ms, p99 ${l.p99.toFixed(1)} ms ingest-to-durable (goal p99 ≤ 50 ms); gateway RSS ${l.rss} MB (goal ≤ 120 MB)`)
-} finally {
-  rmSync(work, { recursive: true, force: true })
 }

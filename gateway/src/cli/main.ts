@@ -2,45 +2,63 @@
 
 import { VERSION } from '../gateway.ts'
 import { runCommand, type Command, type Io } from './cli.ts'
-import { configCommand } from './commands/config.ts'
-import { decodeCommand } from './commands/decode.ts'
-import { devicesCommand } from './commands/devices.ts'
-import { exportCommand } from './commands/export.ts'
-import { keysCommand } from './commands/keys.ts'
-import { receiveCommand } from './commands/receive.ts'
-import { firstbootCommand } from './commands/firstboot.ts'
-import { updateCommand } from './commands/update.ts'
-import { diagnosticsCommand } from './commands/diagnostics.ts'
-import { startCommand } from './commands/start.ts'
-import { statusCommand } from './commands/status.ts'
-import { verifyCommand } from './commands/verify.ts'
 
-export const COMMANDS: readonly Command[] = [startCommand, statusCommand, keysCommand, verifyCommand, exportCommand, decodeCommand, devicesCommand, configCommand, receiveCommand, firstbootCommand, updateCommand, diagnosticsCommand]
+/**
+ * A command as the root help lists it; its module is imported only when the
+ * command runs. The running gateway (`start`) then never loads what the other
+ * commands need (the BLE D-Bus client, the reference receiver, key export...),
+ * which is memory a 512 MB Pi Zero 2 W keeps for readings.
+ * cli.test.ts checks each summary against the loaded command's own.
+ */
+export interface CommandEntry {
+  readonly name: string
+  readonly summary: string
+  load(): Promise<Command>
+}
 
-export const rootCommand: Command = {
-  name: '',
-  summary: 'Fieldproof gateway',
-  options: {},
-  subcommands: COMMANDS,
-  help: `Usage: fieldproof <command> [options]
+export const COMMANDS: readonly CommandEntry[] = [
+  { name: 'start', summary: 'run the gateway (simulation mode when there is no config file)', load: async () => (await import('./commands/start.ts')).startCommand },
+  { name: 'status', summary: "show the running gateway's status", load: async () => (await import('./commands/status.ts')).statusCommand },
+  { name: 'keys', summary: 'show, back up and restore the gateway key', load: async () => (await import('./commands/keys.ts')).keysCommand },
+  { name: 'verify', summary: 'check a proof bundle offline (signature, Merkle path, batch link)', load: async () => (await import('./commands/verify.ts')).verifyCommand },
+  { name: 'export', summary: 'write readings with their proofs as NDJSON', load: async () => (await import('./commands/export.ts')).exportCommand },
+  { name: 'decode', summary: 'run a payload decoder on bytes or JSON text', load: async () => (await import('./commands/decode.ts')).decodeCommand },
+  { name: 'devices', summary: 'list and manage the devices registered with this gateway', load: async () => (await import('./commands/devices.ts')).devicesCommand },
+  { name: 'config', summary: 'print a config template or check a config file', load: async () => (await import('./commands/config.ts')).configCommand },
+  { name: 'receive', summary: 'run the reference receiver for the HTTP sink (verifies and stores batches)', load: async () => (await import('./commands/receive.ts')).receiveCommand },
+  { name: 'firstboot', summary: 'apply fieldproof.toml from the boot partition (run once at first boot)', load: async () => (await import('./commands/firstboot.ts')).firstbootCommand },
+  { name: 'update', summary: 'install a signed release bundle (A/B slots, automatic rollback)', load: async () => (await import('./commands/update.ts')).updateCommand },
+  { name: 'diagnostics', summary: 'write a signed diagnostics file for support (no secrets), or --verify one', load: async () => (await import('./commands/diagnostics.ts')).diagnosticsCommand },
+]
+
+export const ROOT_HELP = `Usage: fieldproof <command> [options]
 
 Fieldproof ${VERSION}: an edge gateway that makes sensor readings durable,
 sequenced and provable (signed Merkle batches), and forwards them upstream.
 
 Commands:
-${COMMANDS.map((c) => `  ${c.name.padEnd(9)} ${c.summary}`).join('\n')}
+${COMMANDS.map((c) => `  ${c.name.padEnd(11)} ${c.summary}`).join('\n')}
 
 Run \`fieldproof <command> --help\` for a command's options.
 Docs: README.md and docs/ in the repository.
-`,
-}
+`
 
 export async function main(argv: readonly string[], io: Io): Promise<number> {
   if (argv[0] === '--version' || argv[0] === '-V') {
     io.out(VERSION)
     return 0
   }
-  return runCommand(rootCommand, argv, io, 'fieldproof')
+  const [first, ...rest] = argv
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+    io.out(ROOT_HELP)
+    return first === undefined ? 2 : 0
+  }
+  const entry = COMMANDS.find((c) => c.name === first)
+  if (!entry) {
+    io.err(`fieldproof: unknown subcommand "${first}"; one of: ${COMMANDS.map((c) => c.name).join(', ')} (see fieldproof --help)`)
+    return 2
+  }
+  return runCommand(await entry.load(), rest, io, 'fieldproof')
 }
 
 if (import.meta.main) {
