@@ -1,15 +1,21 @@
-// Regenerates test/vectors/canonical.json: canonical reading encoding
-// vectors (docs/canonical-encoding.md) shared by the gateway tests and the
-// firmware's host tests.
+// Regenerates the vector files shared by the gateway tests and the
+// firmware's host tests:
+//   test/vectors/canonical.json        canonical reading encoding (docs/canonical-encoding.md)
+//   test/vectors/device-protocol.json  device protocol versions 1 and 2 (docs/device-protocol.md)
 //
-//   node scripts/gen-vectors.ts           write the file
-//   node scripts/gen-vectors.ts --check   exit 1 when the committed file differs
+//   node scripts/gen-vectors.ts           write the files
+//   node scripts/gen-vectors.ts --check   exit 1 when a committed file differs
 //
-// The inputs are the readings below; every expected value is computed by
-// gateway/src/core/canonical.ts and the tests check the leaf hashes against
-// @openzeppelin/merkle-tree's StandardMerkleTree as an independent oracle.
+// The inputs are the readings and bodies below; every expected value is
+// computed by gateway/src/core/canonical.ts and core/device-protocol.ts. The
+// tests check them against independent oracles: leaf hashes against
+// @openzeppelin/merkle-tree's StandardMerkleTree, version-1 digests and
+// signers against viem's EIP-191, version-2 digests and signers against
+// @noble/hashes' SHA-256 and @noble/curves' secp256k1 recovery.
 
 import { readFileSync, writeFileSync } from 'node:fs'
+import { secp256k1 } from '@noble/curves/secp256k1'
+import { sha256 } from '@noble/hashes/sha2'
 import { fileURLToPath } from 'node:url'
 import { signDigest } from '../gateway/src/core/batch.ts'
 import {
@@ -21,11 +27,21 @@ import {
   readingToJson,
   type ReadingJson,
 } from '../gateway/src/core/canonical.ts'
-import { bytesToHex, hexToBytes } from '../gateway/src/core/hex.ts'
+import {
+  encodeSignedBinary,
+  encodeSignedBody,
+  encodeSignedJson,
+  signBody,
+  signedBodyDigest,
+  type SignedBody,
+  type SignedMessage,
+} from '../gateway/src/core/device-protocol.ts'
+import { bytesToHex, hexToBytes, publicKeyToAddress } from '../gateway/src/core/hex.ts'
 import { hashPersonalMessage } from '../gateway/src/core/proof.ts'
 import type { Reading, ReceiveTime } from '../gateway/src/core/types.ts'
 
 export const VECTORS_PATH = fileURLToPath(new URL('../test/vectors/canonical.json', import.meta.url))
+export const DEVICE_VECTORS_PATH = fileURLToPath(new URL('../test/vectors/device-protocol.json', import.meta.url))
 
 /**
  * Foundry anvil's default account #0 — a published, well-known test key
@@ -452,22 +468,175 @@ export function renderVectorFile(): string {
   return JSON.stringify(buildVectorFile(), null, 2) + '\n'
 }
 
-if (import.meta.main) {
-  const text = renderVectorFile()
-  if (process.argv.includes('--check')) {
-    let current = ''
-    try {
-      current = readFileSync(VECTORS_PATH, 'utf8')
-    } catch {
-      // missing file: differs
-    }
-    if (current !== text) {
-      console.error(`${VECTORS_PATH} is out of date: run node scripts/gen-vectors.ts`)
-      process.exit(1)
-    }
-    console.log(`${VECTORS_PATH} is up to date`)
-  } else {
-    writeFileSync(VECTORS_PATH, text)
-    console.log(`wrote ${VECTORS_PATH}`)
+// --- Device protocol (docs/device-protocol.md) ------------------------------------
+
+/**
+ * The device key of test/vectors/device-protocol.json: the example private
+ * key of the web3.js documentation (web3.eth.accounts.privateKeyToAccount,
+ * https://web3js.readthedocs.io/en/v1.10.0/web3-eth-accounts.html), address
+ * 0x2c7536E3605D9C16a7a3D7b1898e529396a65c23. Published; never use it on a device.
+ */
+const PROTOCOL_KEY = '0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318'
+
+/** The bodies signed by the vectors (the same four in both versions). */
+const PROTOCOL_BODIES: readonly { readonly name: string; readonly body: Omit<SignedBody, 'version'> }[] = [
+  { name: 'one metric, no time', body: { deviceId: 'node-1', counter: 1n, metrics: [{ name: 'temperature_c', unit: 'Cel', value: 21.5 }] } },
+  {
+    name: 'device time and three metrics (sorted by name)',
+    body: {
+      deviceId: 'esp32-kitchen',
+      counter: 42n,
+      timeMs: 1_700_000_000_000,
+      metrics: [
+        { name: 'temperature_c', unit: 'Cel', value: 21.25 },
+        { name: 'humidity_pct', unit: '%', value: 48.5 },
+        { name: 'co2_ppm', unit: 'ppm', value: 612 },
+      ],
+    },
+  },
+  { name: 'no metrics (a heartbeat), large counter', body: { deviceId: 'lora:0011', counter: 0xffff_ffff_ffff_ffffn, metrics: [] } },
+  { name: 'custom metric with a unit from the registry, negative value', body: { deviceId: 'well-3', counter: 7n, metrics: [{ name: 'water_level', unit: 'm', value: -1.75 }] } },
+]
+
+function bodyJson(b: SignedBody): Record<string, unknown> {
+  return {
+    ...(b.version === 2 ? { version: 2 } : {}),
+    deviceId: b.deviceId,
+    counter: b.counter.toString(),
+    ...(b.timeMs !== undefined ? { timeMs: b.timeMs } : {}),
+    metrics: b.metrics.map((m) => ({ name: m.name, unit: m.unit, value: m.value })),
   }
+}
+
+function protocolVector(name: string, body: SignedBody, key: Uint8Array) {
+  const m = signBody(body, key)
+  return {
+    name,
+    body: bodyJson(body),
+    encoded: bytesToHex(m.body),
+    digest: bytesToHex(signedBodyDigest(m.body)),
+    signature: bytesToHex(m.signature),
+    json: encodeSignedJson(m),
+    binary: bytesToHex(encodeSignedBinary(m)),
+  }
+}
+
+const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n
+
+function withSignature(m: SignedMessage, f: (sig: Uint8Array) => void): SignedMessage {
+  const signature = m.signature.slice()
+  f(signature)
+  return { body: m.body, signature }
+}
+
+/** Version-2 messages derived from the first valid vector, with what a verifier must decide. */
+function protocolV2Variants(key: Uint8Array) {
+  const body: SignedBody = { version: 2, ...(PROTOCOL_BODIES[0] as (typeof PROTOCOL_BODIES)[number]).body }
+  const good = signBody(body, key)
+  const flipV = (sig: Uint8Array) => {
+    sig[64] = sig[64] === 27 ? 28 : 27
+  }
+  const highS = withSignature(good, (sig) => {
+    const s = BigInt(bytesToHex(sig.subarray(32, 64)))
+    sig.set(hexToBytes('0x' + (N - s).toString(16).padStart(64, '0'), 32), 32)
+    flipV(sig)
+  })
+  // The EIP-191 signature of a version-2 body: right key, wrong digest.
+  const eip191 = { body: good.body, signature: hexToBytes(signDigest(hashPersonalMessage(good.body), key), 65) }
+  // A version-1 body (magic 01) carrying the SHA-256 signature of its bytes: wrong digest for its version.
+  const v1Body = encodeSignedBody({ ...body, version: 1 })
+  const shaSig = secp256k1.sign(sha256(v1Body), key, { lowS: true })
+  const v1WithSha = { body: v1Body, signature: Uint8Array.of(...shaSig.toCompactRawBytes(), 27 + shaSig.recovery) }
+  const magic3 = { body: Uint8Array.of(0x46, 0x50, 0x44, 0x03, ...good.body.subarray(4)), signature: good.signature }
+  const bitflip = withSignature(good, (sig) => {
+    sig[10] = (sig[10] as number) ^ 0x01
+  })
+  const out = (name: string, description: string, m: SignedMessage, expect: 'ok' | 'bad-signature' | 'malformed') => ({
+    name,
+    description,
+    binary: bytesToHex(encodeSignedBinary(m)),
+    expect,
+  })
+  return [
+    out('v-flipped', 'the valid signature with the other v (27 <-> 28): v is a recovery hint in version 2, (r, s) is what the key verifies, so it is accepted, and a proof bundle holding it verifies by the other recovery id', withSignature(good, flipV), 'ok'),
+    out('high-s-twin', 'the valid signature with s replaced by n - s and v flipped: a valid ECDSA signature, refused because version 2 takes low s only', highS, 'bad-signature'),
+    out('v-zero', 'the valid signature with v = 0: version 2 takes v 27 or 28 only', withSignature(good, (sig) => (sig[64] = (sig[64] as number) - 27)), 'bad-signature'),
+    out('eip191-over-v2-body', 'the EIP-191 (version 1) signature of a version-2 body by the right key: the wrong digest for the version', eip191, 'bad-signature'),
+    out('sha256-over-v1-body', 'a version-1 body (magic 01) carrying the SHA-256 signature of its bytes by the right key: the wrong digest for the version', v1WithSha, 'bad-signature'),
+    out('r-bit-flipped', 'the valid signature with one bit of r flipped', bitflip, 'bad-signature'),
+    out('magic-version-3', 'the valid body with magic 46 50 44 03, an unknown version', magic3, 'malformed'),
+  ]
+}
+
+/**
+ * Published RFC 6979 vectors for secp256k1 with SHA-256 (low-s form): the
+ * private key 1 signing SHA-256 of a message. They pin the signer a version-2
+ * device uses (RFC 6979 §3.2 nonce, low s). Source: the secp256k1 RFC 6979
+ * test vectors posted at https://bitcointalk.org/index.php?topic=285142.msg3150733
+ * (also in trezor-crypto's tests and bitcoinjs-lib's ecdsa fixtures); the s of
+ * the first is given there in its high form dbbd3162…675c, here as n − s.
+ */
+const RFC6979_SECP256K1_SHA256 = [
+  { privateKey: '0x0000000000000000000000000000000000000000000000000000000000000001', message: 'Satoshi Nakamoto', signature: '0x934b1ea10a4b3c1757e2b0c017d0b6143ce3c9a7e6a4a49860d7a6ab210ee3d82442ce9d2b916064108014783e923ec36b49743e2ffa1c4496f01a512aafd9e5' },
+  {
+    privateKey: '0x0000000000000000000000000000000000000000000000000000000000000001',
+    message: 'All those moments will be lost in time, like tears in rain. Time to die...',
+    signature: '0x8600dbd41e348fe5c9465ab92d23e3db8b98b873beecd930736488696438cb6b547fe64427496db33bf66019dacbf0039c04199abb0122918601db38a72cfc21',
+  },
+]
+
+export function buildDeviceProtocolFile() {
+  const key = hexToBytes(PROTOCOL_KEY, 32)
+  const publicKey = secp256k1.getPublicKey(key, false)
+  return {
+    description:
+      'Fieldproof device protocol (docs/device-protocol.md). "valid": version 1, body encoding, EIP-191 digest and secp256k1 signature (RFC 6979, low s, v = 27/28). "v2": version 2, the same bodies with magic 46 50 44 02 signed over SHA-256(body) (RFC 6979, low s, v = 27/28), messages derived from them with the decision a verifier must reach, and published RFC 6979 secp256k1/SHA-256 vectors that pin the signer. Generated by scripts/gen-vectors.ts with the reference implementation gateway/src/core/device-protocol.ts; the private key is a published test key (never use it on a device).',
+    privateKey: PROTOCOL_KEY,
+    publicKey: bytesToHex(publicKey),
+    address: publicKeyToAddress(publicKey),
+    valid: PROTOCOL_BODIES.map((v) => protocolVector(v.name, v.body, key)),
+    v2: {
+      magic: '0x46504402',
+      digest: 'SHA-256(body) (FIPS 180-4); signature r || s || v, s ≤ n/2, v = 27 + recovery id',
+      valid: PROTOCOL_BODIES.map((v) => protocolVector(v.name, { version: 2, ...v.body }, key)),
+      variants: protocolV2Variants(key),
+      rfc6979: RFC6979_SECP256K1_SHA256,
+    },
+    sources: [
+      'Device key: the example private key of the web3.js documentation (web3.eth.accounts.privateKeyToAccount, https://web3js.readthedocs.io/en/v1.10.0/web3-eth-accounts.html).',
+      'Version 1 digest: EIP-191 version 0x45 personal_sign (https://eips.ethereum.org/EIPS/eip-191); checked against viem hashMessage / recoverMessageAddress in gateway/src/core/device-protocol.test.ts.',
+      'Version 2 digest: SHA-256 (FIPS 180-4); signatures: RFC 6979 deterministic ECDSA on secp256k1 (SEC 2 §2.4.1), low s (BIP 62, EIP-2); checked against @noble/hashes sha256 and @noble/curves secp256k1 recovery in gateway/src/core/device-protocol.test.ts.',
+      'rfc6979: secp256k1 RFC 6979 test vectors, https://bitcointalk.org/index.php?topic=285142.msg3150733 (key 1; "Satoshi Nakamoto" s given there as dbbd3162d46e9f9bef7feb87c16dc13b4f6568a87f4e83f728e2443ba586675c, here in low-s form n − s).',
+    ],
+  }
+}
+
+export function renderDeviceProtocolFile(): string {
+  return JSON.stringify(buildDeviceProtocolFile(), null, 2) + '\n'
+}
+
+if (import.meta.main) {
+  const files: [string, string][] = [
+    [VECTORS_PATH, renderVectorFile()],
+    [DEVICE_VECTORS_PATH, renderDeviceProtocolFile()],
+  ]
+  let stale = false
+  for (const [path, text] of files) {
+    if (process.argv.includes('--check')) {
+      let current = ''
+      try {
+        current = readFileSync(path, 'utf8')
+      } catch {
+        // missing file: differs
+      }
+      if (current !== text) {
+        console.error(`${path} is out of date: run node scripts/gen-vectors.ts`)
+        stale = true
+      } else console.log(`${path} is up to date`)
+    } else {
+      writeFileSync(path, text)
+      console.log(`wrote ${path}`)
+    }
+  }
+  if (stale) process.exit(1)
 }

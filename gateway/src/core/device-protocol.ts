@@ -1,11 +1,12 @@
-// The Fieldproof device protocol, version 1 (docs/device-protocol.md): how a
-// device that holds a secp256k1 key signs its readings so that the gateway,
-// and anyone holding a proof bundle later, can check that the device said it.
+// The Fieldproof device protocol, versions 1 and 2 (docs/device-protocol.md):
+// how a device that holds a secp256k1 key signs its readings so that the
+// gateway, and anyone holding a proof bundle later, can check that the device
+// said it.
 //
 // A signed message is a BODY and a SIGNATURE:
 //
 //   body (all integers big-endian; the exact bytes signed, stored as the reading's `raw`)
-//     magic     4 bytes  0x46 0x50 0x44 0x01  ("FPD", version 1)
+//     magic     4 bytes  0x46 0x50 0x44 0x01 or 0x02  ("FPD", version 1 or 2)
 //     device    u8 length (1..128) + UTF-8, matching DEVICE_ID_RE
 //     counter   u64, ≥ 1, strictly increasing per device
 //     time      u8 presence (0 or 1) [+ u64 ms since the Unix epoch, ≤ 2^53-1]
@@ -13,13 +14,21 @@
 //                 u8 length + name (METRIC_NAME_RE), u8 length + unit (units.ts), f64 value
 //                 (finite, never -0)
 //     nothing after the last metric
-//   signature  65 bytes r || s || v over EIP-191 personal_sign of the body:
-//              keccak256("\x19Ethereum Signed Message:\n" + decimal(len(body)) + body),
-//              v = 27 + recovery id (0/1 accepted too), high s accepted.
+//   signature  65 bytes r || s || v (secp256k1, v = 27 + recovery id), over
+//     version 1: EIP-191 personal_sign of the body,
+//                keccak256("\x19Ethereum Signed Message:\n" + decimal(len(body)) + body);
+//                v 0/1 accepted too, high s accepted, v must recover the key;
+//     version 2: SHA-256(body) (FIPS 180-4), RFC 6979; s must be low
+//                (s ≤ n/2, SEC 1 v2 §4.1.4 verification plus the BIP 62 /
+//                EIP-2 low-s rule); v must be 27 or 28 and is a recovery
+//                hint only: (r, s) is what proves the device, and a verifier
+//                that knows the key checks it with one ECDSA verification.
 //
 // That is exactly what core/proof.ts checks (its "device-signature" step
-// recovers the signer of `raw` with EIP-191 and compares it with
-// auth.address), so a proof bundle of a signed reading proves the device too.
+// recovers the signer of `raw` over the digest of the body's version and
+// compares it with auth.address; for version 2 it tries the other recovery
+// id when the given one does not lead to auth.address), so a proof bundle
+// of a signed reading proves the device too.
 //
 // Wire forms (both carry the same body and signature):
 //   binary: body || signature (65 bytes)            (MQTT payload)
@@ -27,19 +36,27 @@
 //           (MQTT payload; HTTP with content-type application/vnd.fieldproof.signed+json)
 //
 // Verification against a registered public key runs through node:crypto
-// (OpenSSL, ~5x faster than a pure-JS ECDSA). OpenSSL has no Keccak and cannot
-// take a pre-hashed digest, so the check is rewritten as an equivalent
-// ECDSA/SHA-256 verification under a derived key; see DeviceVerifier.
+// (OpenSSL, ~5x faster than a pure-JS ECDSA). Version 2 is a plain
+// ECDSA/SHA-256 verification with the registered key as a cached KeyObject.
+// For version 1, OpenSSL has no Keccak and cannot take a pre-hashed digest,
+// so the check is rewritten as an equivalent ECDSA/SHA-256 verification under
+// a derived key; see DeviceVerifier.
 
 import { createPublicKey, createHash, randomBytes, verify as cryptoVerify, type KeyObject } from 'node:crypto'
+import { sha256 } from '@noble/hashes/sha2'
 import { secp256k1 } from '@noble/curves/secp256k1'
 import { DEVICE_ID_RE } from './canonical.ts'
-import { bytesToHex, keccak_256, publicKeyToAddress, tryHexToBytes } from './hex.ts'
+import { bytesToHex, keccak256, publicKeyToAddress, tryHexToBytes } from './hex.ts'
 import { hashPersonalMessage } from './proof.ts'
 import type { Hex, Metric } from './types.ts'
 import { checkMetric } from './units.ts'
 
+/** Magic of a version 1 body ("FPD" 1). */
 export const SIGNED_BODY_MAGIC = Uint8Array.of(0x46, 0x50, 0x44, 0x01)
+/** Magic of a version 2 body ("FPD" 2). */
+export const SIGNED_BODY_MAGIC_V2 = Uint8Array.of(0x46, 0x50, 0x44, 0x02)
+/** Protocol versions: 1 signs EIP-191 (keccak256), 2 signs SHA-256. */
+export type SignedVersion = 1 | 2
 /** The signed JSON form's media type (HTTP). */
 export const SIGNED_JSON_MEDIA_TYPE = 'application/vnd.fieldproof.signed+json'
 /** The binary form's media type (HTTP). */
@@ -55,8 +72,15 @@ export const DEVICE_PROTOCOL_LIMITS = {
   jsonBytes: 32_768,
 } as const
 
-/** What a device signs: its id, a counter, optionally its clock, and metrics with units. */
+/**
+ * What a device signs: its id, a counter, optionally its clock, and metrics with units.
+ *
+ * @example
+ * { version: 2, deviceId: 'node-7', counter: 42n, metrics: [{ name: 'temperature_c', unit: 'Cel', value: 21.5 }] }
+ */
 export interface SignedBody {
+  /** Protocol version (the body's magic and the digest signed); 1 when omitted. Decoded bodies always carry it. */
+  readonly version?: SignedVersion
   readonly deviceId: string
   /** ≥ 1, strictly increasing per device; the gateway refuses a counter it has seen. */
   readonly counter: bigint
@@ -94,6 +118,8 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
  * @throws RangeError for a body the protocol cannot carry (the firmware side of the same rules).
  */
 export function encodeSignedBody(b: SignedBody): Uint8Array {
+  const version = b.version ?? 1
+  if (version !== 1 && version !== 2) throw new RangeError('version must be 1 or 2')
   if (!DEVICE_ID_RE.test(b.deviceId)) throw new RangeError(`deviceId must match ${DEVICE_ID_RE.source}`)
   if (typeof b.counter !== 'bigint' || b.counter < 1n || b.counter > 0xffff_ffff_ffff_ffffn) throw new RangeError('counter must be a bigint in 1 … 2^64-1')
   if (b.timeMs !== undefined && (!Number.isSafeInteger(b.timeMs) || b.timeMs < 0)) throw new RangeError('timeMs must be a non-negative safe integer')
@@ -111,7 +137,7 @@ export function encodeSignedBody(b: SignedBody): Uint8Array {
   for (const x of metrics) size += 1 + x.name.length + 1 + x.unit.length + 8
   const out = new Uint8Array(size)
   const view = new DataView(out.buffer)
-  out.set(SIGNED_BODY_MAGIC, 0)
+  out.set(version === 2 ? SIGNED_BODY_MAGIC_V2 : SIGNED_BODY_MAGIC, 0)
   let p = 4
   out[p++] = id.length
   out.set(id, p)
@@ -166,9 +192,8 @@ function decodeBodyUnchecked(bytes: Uint8Array): SignedBody {
     if (p + n > bytes.length) throw new BodyError('malformed', `body: truncated in ${what}`)
   }
   need(4, 'magic')
-  for (let i = 0; i < 4; i++) {
-    if (bytes[i] !== SIGNED_BODY_MAGIC[i]) throw new BodyError('malformed', 'body: magic must be 46 50 44 01 ("FPD" version 1)')
-  }
+  const version = signedBodyVersion(bytes)
+  if (version === undefined) throw new BodyError('malformed', 'body: magic must be 46 50 44 01 or 46 50 44 02 ("FPD" version 1 or 2)')
   p = 4
   const str = (what: string, min: number, max: number): string => {
     need(1, what)
@@ -222,7 +247,13 @@ function decodeBodyUnchecked(bytes: Uint8Array): SignedBody {
     metrics.push({ name, unit, value })
   }
   if (p !== bytes.length) throw new BodyError('malformed', `body: ${bytes.length - p} trailing byte(s)`)
-  return { deviceId, counter, ...(timeMs !== undefined ? { timeMs } : {}), metrics }
+  return { version, deviceId, counter, ...(timeMs !== undefined ? { timeMs } : {}), metrics }
+}
+
+/** The protocol version a body's magic names, or undefined for anything else. */
+export function signedBodyVersion(body: Uint8Array): SignedVersion | undefined {
+  if (body.length < 4 || body[0] !== 0x46 || body[1] !== 0x50 || body[2] !== 0x44) return undefined
+  return body[3] === 0x01 ? 1 : body[3] === 0x02 ? 2 : undefined
 }
 
 // --- Wire forms ------------------------------------------------------------------
@@ -284,7 +315,10 @@ export function parseSignedMessage(payload: Uint8Array): ParseSignedResult {
     return fail('malformed', 'message: neither the JSON form ({"body","sig"}) nor the binary form (body starting "FPD" || 65-byte signature)')
   }
   const v = signature[64] as number
-  if (v !== 27 && v !== 28 && v !== 0 && v !== 1) return fail('bad-signature', `signature: v must be 27, 28, 0 or 1, got ${v}`)
+  if (signedBodyVersion(body) === 2) {
+    if (v !== 27 && v !== 28) return fail('bad-signature', `signature: v must be 27 or 28 (version 2), got ${v}`)
+    if (!isLowS(signature)) return fail('bad-signature', 'signature: s must be at most n/2 (version 2 takes low-s signatures only)')
+  } else if (v !== 27 && v !== 28 && v !== 0 && v !== 1) return fail('bad-signature', `signature: v must be 27, 28, 0 or 1, got ${v}`)
   const d = decodeSignedBody(body)
   if (!d.ok) return d
   return { ok: true, message: { body: body.slice(), signature: signature.slice() }, body: d.body }
@@ -292,12 +326,29 @@ export function parseSignedMessage(payload: Uint8Array): ParseSignedResult {
 
 // --- Signing (devices, tests, vectors) -------------------------------------------
 
-/** EIP-191 digest of a body: what the device signs. */
+/**
+ * The digest a device signs, by the body's version: SHA-256(body) for
+ * version 2, the EIP-191 digest otherwise (version 1, and any other bytes).
+ */
 export function signedBodyDigest(body: Uint8Array): Uint8Array {
-  return hashPersonalMessage(body)
+  return signedBodyVersion(body) === 2 ? sha256(body) : hashPersonalMessage(body)
 }
 
-/** Sign a body with a device key (RFC 6979, low s, v = 27/28). For firmware vectors, tests and simulators. */
+/** n/2 as 32 big-endian bytes: the largest low s. */
+const HALF_N_BYTES = Buffer.from((secp256k1.CURVE.n >> 1n).toString(16).padStart(64, '0'), 'hex')
+
+/** True when the s of a 64- or 65-byte r || s [|| v] signature is at most n/2 (BIP 62, EIP-2). */
+export function isLowS(signature: Uint8Array): boolean {
+  if (signature.length < 64) return false
+  for (let i = 0; i < 32; i++) {
+    const a = signature[32 + i] as number
+    const b = HALF_N_BYTES[i] as number
+    if (a !== b) return a < b
+  }
+  return true
+}
+
+/** Sign a body with a device key (RFC 6979 over the digest of its version, low s, v = 27/28). For firmware vectors, tests and simulators. */
 export function signBody(body: SignedBody, privateKey: Uint8Array): SignedMessage {
   const bytes = encodeSignedBody(body)
   const sig = secp256k1.sign(signedBodyDigest(bytes), privateKey, { lowS: true })
@@ -323,7 +374,8 @@ export function parseDevicePublicKey(value: string | Uint8Array): DevicePublicKe
   try {
     const point = secp256k1.ProjectivePoint.fromHex(bytes)
     point.assertValidity()
-    const publicKey = point.toRawBytes(false)
+    // An uncompressed key on the curve is already its own uncompressed encoding.
+    const publicKey = bytes.length === 65 ? bytes.slice() : point.toRawBytes(false)
     return { publicKey, address: publicKeyToAddress(publicKey) }
   } catch {
     return undefined
@@ -331,21 +383,97 @@ export function parseDevicePublicKey(value: string | Uint8Array): DevicePublicKe
 }
 
 /**
- * Recover the key that signed a message (pure JS, ~4x slower than
- * DeviceVerifier.verify). Used once for a device registered by address only,
- * to learn its public key, and as the reference in tests. Never throws.
+ * Recover the key that signed a message over the digest of its body's
+ * version (pure JS, ~4x slower than DeviceVerifier.verify). Used once for a
+ * device registered by address only, to learn its public key, and as the
+ * reference in tests. Version 2 takes v 27/28 and low s only; its v is a
+ * hint, so with `expectAddress` the other recovery id is tried too when the
+ * given one does not lead to that address (what core/proof.ts does).
+ * Never throws.
  */
-export function recoverSignedMessageKey(m: SignedMessage): DevicePublicKey | undefined {
+export function recoverSignedMessageKey(m: SignedMessage, expectAddress?: string): DevicePublicKey | undefined {
   if (m.signature.length !== 65) return undefined
   const v = m.signature[64] as number
+  const v2 = signedBodyVersion(m.body) === 2
+  if (v2 && (!isLowS(m.signature) || (v !== 27 && v !== 28))) return undefined
   const rec = v === 27 || v === 28 ? v - 27 : v === 0 || v === 1 ? v : -1
   if (rec < 0) return undefined
+  const digest = signedBodyDigest(m.body)
+  const recover = (bit: number): DevicePublicKey | undefined => {
+    try {
+      const sig = secp256k1.Signature.fromCompact(m.signature.subarray(0, 64)).addRecoveryBit(bit)
+      const publicKey = sig.recoverPublicKey(digest).toRawBytes(false)
+      return { publicKey, address: publicKeyToAddress(publicKey) }
+    } catch {
+      return undefined
+    }
+  }
+  const first = recover(rec)
+  if (!v2 || expectAddress === undefined || first?.address.toLowerCase() === expectAddress.toLowerCase()) return first
+  const other = recover(rec ^ 1)
+  return other?.address.toLowerCase() === expectAddress.toLowerCase() ? other : first
+}
+
+// --- Version 2 through node:crypto -------------------------------------------------
+//
+// SHA-256 is OpenSSL's own digest, so a version-2 check is one ECDSA
+// verification (SEC 1 v2 §4.1.4) of (r, s) over the body with the registered
+// key, imported once as a KeyObject and cached. OpenSSL compares only
+// x(u1·G + u2·Q) mod n with r, so it accepts (r, s) whichever y parity that
+// point has: v is not checked here (finding the parity would cost a second
+// scalar multiplication, as much as the verification), and core/proof.ts
+// accordingly treats a version-2 v as a hint, trying the other recovery id
+// when the given one does not lead to the device's address. The recovery
+// ids 2 and 3 (x(R) ≥ n) are outside v 27/28; a signature that needs them
+// occurs with probability below 2^-127 and cannot be aimed at.
+
+/** DER SubjectPublicKeyInfo prefix for an uncompressed secp256k1 point (RFC 5480 §2, OID 1.3.132.0.10). */
+const SPKI_PREFIX = Buffer.from('3056301006072a8648ce3d020106052b8104000a034200', 'hex')
+
+/** Import an uncompressed public key (65 bytes) as a node:crypto KeyObject; undefined when it is not a curve point. */
+export function devicePublicKeyObject(publicKey: Uint8Array): KeyObject | undefined {
+  if (publicKey.length !== 65 || publicKey[0] !== 4) return undefined
   try {
-    const sig = secp256k1.Signature.fromCompact(m.signature.subarray(0, 64)).addRecoveryBit(rec)
-    const publicKey = sig.recoverPublicKey(signedBodyDigest(m.body)).toRawBytes(false)
-    return { publicKey, address: publicKeyToAddress(publicKey) }
+    return createPublicKey({ key: Buffer.concat([SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' })
   } catch {
     return undefined
+  }
+}
+
+/**
+ * The version-2 check with a KeyObject already imported: v 27/28, low s, and
+ * (r, s) an ECDSA signature of SHA-256(body) by `key`. Never throws.
+ */
+export function verifyV2WithKey(body: Uint8Array, signature: Uint8Array, key: KeyObject): boolean {
+  if (signature.length !== 65) return false
+  const v = signature[64] as number
+  if ((v !== 27 && v !== 28) || !isLowS(signature)) return false
+  try {
+    return cryptoVerify('sha256', body, { key, dsaEncoding: 'ieee-p1363' }, signature.subarray(0, 64))
+  } catch {
+    return false
+  }
+}
+
+/** Cached KeyObjects by public key bytes (bounded; cleared when full). */
+export class DeviceKeyCache {
+  readonly #keys = new Map<string, KeyObject | null>()
+  readonly #max: number
+
+  constructor(max = 4096) {
+    this.#max = max
+  }
+
+  /** The KeyObject of a 65-byte uncompressed key, or undefined when it is not a curve point. */
+  get(publicKey: Uint8Array): KeyObject | undefined {
+    const k = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('latin1')
+    let key = this.#keys.get(k)
+    if (key === undefined) {
+      key = devicePublicKeyObject(publicKey) ?? null
+      if (this.#keys.size >= this.#max) this.#keys.clear()
+      this.#keys.set(k, key)
+    }
+    return key ?? undefined
   }
 }
 
@@ -404,6 +532,7 @@ function bigintTo32(v: bigint): Buffer {
  * node:crypto. One instance per thread; not shared across threads.
  */
 export class DeviceVerifier {
+  readonly #keys = new DeviceKeyCache()
   #z = 0n
   #Z = Point.ZERO
   #uses = ROTATE_EVERY
@@ -416,16 +545,24 @@ export class DeviceVerifier {
   }
 
   /**
-   * True when `signature` (65 bytes r || s || v) is the EIP-191 signature of
-   * `body` by `publicKey` (65 bytes uncompressed) AND its v recovers that key,
-   * i.e. exactly when core/proof.ts's device-signature check will pass. High
-   * s is accepted (as proof.ts does). Never throws.
+   * True when `signature` (65 bytes r || s || v) is `publicKey`'s signature
+   * of `body` (65 bytes uncompressed) under the body's version, i.e. exactly
+   * when core/proof.ts's device-signature check will pass:
+   * - version 2: (r, s) over SHA-256(body), low s, v 27/28 (one cached
+   *   OpenSSL verification, see verifyV2WithKey);
+   * - version 1 (any other bytes): EIP-191, and v recovers the key; high s
+   *   and v 0/1 accepted (as proof.ts does).
+   * Never throws.
    */
   verify(body: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
-    return this.verifyDigest(signedBodyDigest(body), signature, publicKey)
+    if (signedBodyVersion(body) === 2) {
+      const key = this.#keys.get(publicKey)
+      return key !== undefined && verifyV2WithKey(body, signature, key)
+    }
+    return this.verifyDigest(hashPersonalMessage(body), signature, publicKey)
   }
 
-  /** verify() for an EIP-191 digest already computed. */
+  /** verify() of version 1 for an EIP-191 digest already computed. */
   verifyDigest(digest: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
     try {
       if (signature.length !== 65 || digest.length !== 32 || publicKey.length !== 65) return false
@@ -475,10 +612,11 @@ export function signerAddressOf(m: SignedMessage): Hex | undefined {
   return recoverSignedMessageKey(m)?.address
 }
 
-/** keccak256 of body || signature: identifies one exact message (duplicate detection). */
+/** keccak256 of body || signature: identifies one exact message (duplicate detection). WebAssembly Keccak (core/hex.ts). */
 export function signedMessageId(m: SignedMessage): string {
   const buf = new Uint8Array(m.body.length + m.signature.length)
   buf.set(m.body, 0)
   buf.set(m.signature, m.body.length)
-  return Buffer.from(keccak_256(buf)).toString('hex')
+  const d = keccak256(buf)
+  return Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('hex')
 }

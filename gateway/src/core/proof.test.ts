@@ -222,3 +222,54 @@ t.test('shape failures never throw', async (t) => {
   const r = verifyProofBundle({ ...good, reading: { ...good.reading, deviceId: 'a b' } })
   t.match(r.checks[0]?.detail, /deviceId/, 'the detail names the bad field')
 })
+
+t.test('device protocol version 2: digest by body version', async (t) => {
+  // A version-2 body (magic 46 50 44 02) signed over SHA-256(raw); the check
+  // recovers over that digest, tries the other recovery id when v does not
+  // lead to the address (v is a hint in version 2), and requires low s.
+  const { secp256k1 } = await import('@noble/curves/secp256k1')
+  const { sha256 } = await import('@noble/hashes/sha2')
+  const key = Buffer.from(DEVICE_KEY.slice(2), 'hex')
+  const raw = Uint8Array.from(Buffer.from('46504402066e6f64652d31000000000000000100010d74656d70657261747572655f630343656c4035800000000000', 'hex'))
+  const sign = (digest: Uint8Array): Uint8Array => {
+    const s = secp256k1.sign(digest, key, { lowS: true })
+    return Uint8Array.of(...s.toCompactRawBytes(), 27 + s.recovery)
+  }
+  const good = sign(sha256(raw))
+  const flipV = good.slice()
+  flipV[64] = flipV[64] === 27 ? 28 : 27
+  const highS = good.slice()
+  highS.set(Buffer.from((secp256k1.CURVE.n - BigInt(bytesToHex(good.subarray(32, 64)))).toString(16).padStart(64, '0'), 'hex'), 32)
+  highS[64] = flipV[64] as number
+  const eip191 = Buffer.from((await device.signMessage({ message: { raw } })).slice(2), 'hex')
+  const otherSha = (() => {
+    const s = secp256k1.sign(sha256(raw), Buffer.from(OTHER_KEY.slice(2), 'hex'), { lowS: true })
+    return Uint8Array.of(...s.toCompactRawBytes(), 27 + s.recovery)
+  })()
+  const reading = (signature: Uint8Array): Reading => ({
+    ...plain(50),
+    deviceId: 'node-1',
+    raw,
+    auth: { kind: 'device-signature', address: device.address, counter: 1n, signature: bytesToHex(signature) },
+  })
+  const cases: [string, Uint8Array, boolean][] = [
+    ['valid v2 signature', good, true],
+    ['v flipped (a hint in v2: the other recovery id leads to the device)', flipV, true],
+    ['high-s twin (v2 takes low s only)', highS, false],
+    ['EIP-191 signature of a v2 body (wrong digest for the version)', eip191, false],
+    ['SHA-256 signature by another key', otherSha, false],
+  ]
+  for (const [what, sig, ok] of cases) {
+    const s = seal(1n, 1n, [plain(1), reading(sig)], undefined)
+    const r = verifyProofBundle(bundle(s, 2n))
+    if (ok) {
+      t.ok(r.ok, `${what}: ${JSON.stringify(r.checks.filter((c) => !c.ok))}`)
+      t.match(r.checks.find((c) => c.name === 'device-signature')?.detail, /ECDSA\/SHA-256, protocol v2\) by device/, what)
+    } else failsAt(t, r, 'device-signature', what)
+  }
+  // The same SHA-256 signature on the version-1 body (magic 01): EIP-191 is checked there, so it fails.
+  const v1raw = raw.slice()
+  v1raw[3] = 1
+  const s1 = seal(1n, 1n, [{ ...reading(sign(sha256(v1raw))), raw: v1raw }], undefined)
+  failsAt(t, verifyProofBundle(bundle(s1, 1n)), 'device-signature', 'SHA-256 signature on a version-1 body')
+})

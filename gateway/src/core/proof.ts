@@ -8,7 +8,14 @@
 // verifyProofBundle runs the offline checks in a fixed order and stops at
 // the first failure. The anchor is carried, not checked here: checking it
 // needs the chain (an RPC), which this pure module does not have.
+//
+// The device-signature step checks a device-signed reading's raw bytes by
+// the device protocol version they carry (docs/device-protocol.md):
+// version 2 bodies (magic 46 50 44 02) are signed over SHA-256, anything
+// else over the EIP-191 digest (version 1, and raw bytes signed with
+// personal_sign by other tools).
 
+import { sha256 } from '@noble/hashes/sha2'
 import {
   hashBatchHeaderBytes,
   recoverSignerAddress,
@@ -249,6 +256,11 @@ function firstDifference(a: Uint8Array, b: Uint8Array): number {
 
 const ZERO32 = new Uint8Array(32)
 
+/** True when raw bytes are a device protocol version 2 body (magic 46 50 44 02, docs/device-protocol.md). */
+function isSignedBodyV2(raw: Uint8Array): boolean {
+  return raw.length >= 4 && raw[0] === 0x46 && raw[1] === 0x50 && raw[2] === 0x44 && raw[3] === 0x02
+}
+
 /** EIP-191 version 0x45 digest of a message: keccak256("\x19Ethereum Signed Message:\n" + len + message). */
 export function hashPersonalMessage(message: Uint8Array): Uint8Array {
   const prefix = new TextEncoder().encode(`\x19Ethereum Signed Message:\n${message.length}`)
@@ -338,6 +350,22 @@ export function verifyProofBundle(bundle: unknown, opts: VerifyProofOptions = {}
       const auth = reading.auth
       if (auth.kind !== 'device-signature') return pass(`not applicable: auth kind is ${auth.kind}`)
       if (reading.raw === undefined) return fail('auth is device-signature but the reading carries no raw bytes to check it against')
+      if (isSignedBodyV2(reading.raw)) {
+        // Device protocol version 2 (docs/device-protocol.md): ECDSA over
+        // SHA-256(raw), low s, v 27/28 as a recovery hint — the other
+        // recovery id is tried when the given one does not lead to
+        // auth.address, which makes this check "(r, s) verifies under a key
+        // whose address is auth.address", the gateway's check with the key.
+        const digest = sha256(reading.raw)
+        const signer = recoverSignerAddress(digest, auth.signature)
+        if (signer === undefined) return fail('device signature (protocol v2) is malformed (65 bytes r||s||v, v 27/28, low s) or recovers no key')
+        if (signer.toLowerCase() === auth.address.toLowerCase()) return pass(`raw bytes signed (ECDSA/SHA-256, protocol v2) by device ${signer}`)
+        const flipped = tryHexToBytes(auth.signature, 65) as Uint8Array
+        flipped[64] = flipped[64] === 27 ? 28 : 27
+        const other = recoverSignerAddress(digest, flipped)
+        if (other !== undefined && other.toLowerCase() === auth.address.toLowerCase()) return pass(`raw bytes signed (ECDSA/SHA-256, protocol v2) by device ${other} (other recovery id than v)`)
+        return fail(`device signature (protocol v2) recovers ${signer}, auth names ${auth.address}`)
+      }
       const signer = recoverSignerAddress(hashPersonalMessage(reading.raw), auth.signature, { allowV01: true, allowHighS: true })
       if (signer === undefined) return fail('device signature is malformed or recovers no key')
       if (signer.toLowerCase() !== auth.address.toLowerCase()) return fail(`device signature recovers ${signer}, auth names ${auth.address}`)

@@ -1,20 +1,23 @@
 // FastDeviceVerifier and the signature pool (docs/device-protocol.md, "The
 // signature"): the pool's check must accept exactly what core/proof.ts's
-// EIP-191 recovery accepts, on the shared firmware vectors
+// recovery accepts (EIP-191 for version 1, SHA-256 for version 2), on the
+// shared firmware vectors
 // (test/vectors/device-protocol.json) and on valid, forged and malleated
 // signatures; its table-based c·G must equal noble's multiplication.
 
 import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { secp256k1 } from '@noble/curves/secp256k1'
-import { parseDevicePublicKey, recoverSignedMessageKey, signBody } from '../core/device-protocol.ts'
-import { bytesToHex, hexToBytes } from '../core/hex.ts'
+import { DeviceVerifier, parseDevicePublicKey, parseSignedMessage, recoverSignedMessageKey, signBody } from '../core/device-protocol.ts'
+import { bytesToHex, hexToBytes, publicKeyToAddress } from '../core/hex.ts'
 import { FastDeviceVerifier, multiplyBase } from './signature-pool-verifier.ts'
 import { SignaturePool } from './signature-pool.ts'
 
 const V = JSON.parse(readFileSync(new URL('../../../test/vectors/device-protocol.json', import.meta.url), 'utf8')) as {
   publicKey: string
+  address: string
   valid: { name: string; encoded: string; signature: string }[]
+  v2: { valid: { name: string; encoded: string; signature: string }[]; variants: { name: string; binary: string; expect: string }[] }
 }
 const N = secp256k1.CURVE.n
 
@@ -118,6 +121,92 @@ t.test('the pool (one worker) decides like the inline check, many jobs at once',
     if (i % 3 === 0) sig[64] = sig[64] === 27 ? 28 : 27
     return { body: m.body, sig, want: i % 3 !== 0 }
   })
+  t.equal(pool.workers, 0, 'no worker thread before the first check (memory)')
   const got = await Promise.all(jobs.map((j) => pool.verify(j.body, j.sig, pub)))
   t.same(got, jobs.map((j) => j.want))
+  t.equal(pool.workers, 1, 'the worker started with the first check')
+})
+
+t.test('version 2: vectors and their variants decide as stated', async (t) => {
+  const v = new FastDeviceVerifier()
+  const pub = hexToBytes(V.publicKey, 65)
+  for (const x of V.v2.valid) t.ok(v.verify(hexToBytes(x.encoded), hexToBytes(x.signature, 65), pub), `${x.name}: verifies`)
+  for (const x of V.v2.variants) {
+    const p = parseSignedMessage(hexToBytes(x.binary))
+    const got = !p.ok ? p.code : v.verify(p.message.body, p.message.signature, pub) ? 'ok' : 'bad-signature'
+    t.equal(got, x.expect, x.name)
+  }
+})
+
+t.test('version 2: agrees with DeviceVerifier and with recovery by address on valid, forged and malleated signatures', async (t) => {
+  const fast = new FastDeviceVerifier()
+  const core = new DeviceVerifier()
+  const rand = rng(29)
+  let disagreements = 0
+  let accepted = 0
+  const ROUNDS = 60
+  for (let i = 0; i < ROUNDS; i++) {
+    const key = secp256k1.utils.randomPrivateKey()
+    const pub = secp256k1.getPublicKey(key, false)
+    const address = publicKeyToAddress(pub)
+    const m = signBody({ version: 2, deviceId: `dev-${i}`, counter: BigInt(i + 1), metrics: [{ name: 'temperature_c', unit: 'Cel', value: i / 7 }] }, key)
+    const variants: Uint8Array[] = [m.signature]
+    const flipV = m.signature.slice()
+    flipV[64] = flipV[64] === 27 ? 28 : 27
+    variants.push(flipV)
+    const v01 = m.signature.slice()
+    v01[64] = (v01[64] as number) - 27
+    variants.push(v01)
+    const s = BigInt(bytesToHex(m.signature.subarray(32, 64)))
+    const high = m.signature.slice()
+    high.set(hexToBytes('0x' + (N - s).toString(16).padStart(64, '0')), 32)
+    high[64] = high[64] === 27 ? 28 : 27
+    variants.push(high)
+    const bitflip = m.signature.slice()
+    const at = Math.floor(rand() * 64)
+    bitflip[at] = (bitflip[at] as number) ^ (1 << Math.floor(rand() * 8))
+    variants.push(bitflip)
+    const zeroS = m.signature.slice()
+    zeroS.fill(0, 32, 64)
+    variants.push(zeroS)
+    const badV = m.signature.slice()
+    badV[64] = 29
+    variants.push(badV)
+    for (const sig of variants) {
+      const ref = recoverSignedMessageKey({ body: m.body, signature: sig }, address)?.address === address
+      const f = fast.verify(m.body, sig, pub)
+      if (ref !== f || core.verify(m.body, sig, pub) !== f) disagreements++
+      if (f) accepted++
+    }
+    const body2 = m.body.slice()
+    body2[body2.length - 1] = (body2[body2.length - 1] as number) ^ 1
+    if (fast.verify(body2, m.signature, pub)) disagreements++
+    const other = secp256k1.getPublicKey(secp256k1.utils.randomPrivateKey(), false)
+    if (fast.verify(m.body, m.signature, other)) disagreements++
+  }
+  t.equal(disagreements, 0, 'same decision as recovery by address and as DeviceVerifier, every case')
+  t.equal(accepted, ROUNDS * 2, 'exactly the valid signature and its v-flipped twin are accepted')
+  t.notOk(fast.verify(hexToBytes(V.v2.valid[0]!.encoded), hexToBytes(V.v2.valid[0]!.signature, 65), new Uint8Array(65)), 'not a key: false, no throw')
+})
+
+t.test('the pool (two workers) decides version 1 and version 2 jobs mixed', async (t) => {
+  const pool = new SignaturePool({ workers: 2 })
+  t.teardown(() => pool.close())
+  const key = secp256k1.utils.randomPrivateKey()
+  const pub = secp256k1.getPublicKey(key, false)
+  const jobs = Array.from({ length: 200 }, (_, i) => {
+    const version = i % 2 === 0 ? 2 : 1
+    const m = signBody({ version, deviceId: 'p', counter: BigInt(i + 1), metrics: [] }, key)
+    const sig = m.signature.slice()
+    let want = true
+    if (i % 5 === 0) {
+      sig[3] = (sig[3] as number) ^ 0x10
+      want = false
+    }
+    return { body: m.body, sig, want }
+  })
+  t.equal(pool.workers, 0, 'no worker thread before the first check (memory)')
+  const got = await Promise.all(jobs.map((j) => pool.verify(j.body, j.sig, pub)))
+  t.same(got, jobs.map((j) => j.want))
+  t.equal(pool.workers, 2, 'both workers started with the first check')
 })

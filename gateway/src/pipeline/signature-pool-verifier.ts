@@ -1,9 +1,16 @@
 // The device-signature check used by the signature pool's threads
 // (docs/device-protocol.md, "The signature"): the same decision as
-// core/device-protocol.ts's DeviceVerifier — true exactly when the 65-byte
-// r || s || v is the EIP-191 signature of the body by the registered key AND
-// its v recovers that key, as core/proof.ts checks later — with the curve
-// arithmetic around the OpenSSL verification made cheaper:
+// core/device-protocol.ts's DeviceVerifier, by the body's protocol version.
+//
+// Version 2 (magic 46 50 44 02): one OpenSSL ECDSA verification of (r, s)
+// over SHA-256(body) with the registered key, imported once per thread as a
+// KeyObject and cached (core's DeviceKeyCache and verifyV2WithKey: low s,
+// v 27/28, v a recovery hint as core/proof.ts treats it).
+//
+// Version 1: true exactly when the 65-byte r || s || v is the EIP-191
+// signature of the body by the registered key AND its v recovers that key,
+// as core/proof.ts checks later — with the curve arithmetic around the
+// OpenSSL verification made cheaper:
 //
 // - R_v (the point with x = r and y parity v) is decompressed by OpenSSL
 //   (ECDH.convertKey), not by a square root in JS;
@@ -27,6 +34,7 @@
 
 import { createHash, createPublicKey, ECDH, randomBytes, verify as cryptoVerify } from 'node:crypto'
 import { secp256k1 } from '@noble/curves/secp256k1'
+import { DeviceKeyCache, signedBodyVersion, verifyV2WithKey } from '../core/device-protocol.ts'
 import { keccak256 } from '../core/hex.ts'
 
 const N = secp256k1.CURVE.n
@@ -189,6 +197,7 @@ export class FastDeviceVerifier {
   #Z: { x: bigint; y: bigint } = { x: 0n, y: 0n }
   #uses = ROTATE_EVERY
   readonly #keys = new Map<string, { x: bigint; y: bigint }>()
+  readonly #keyObjects = new DeviceKeyCache(KEY_CACHE)
 
   #rotate(): void {
     for (;;) {
@@ -213,12 +222,21 @@ export class FastDeviceVerifier {
     return q
   }
 
-  /** True when `signature` is the EIP-191 signature of `body` by `publicKey` (65 bytes uncompressed) and its v recovers that key. Never throws. */
+  /**
+   * True when `signature` is `publicKey`'s (65 bytes uncompressed) signature
+   * of `body` under the body's protocol version: version 2, (r, s) over
+   * SHA-256(body) with low s and v 27/28; version 1 (any other bytes), the
+   * EIP-191 signature whose v recovers that key. Never throws.
+   */
   verify(body: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
+    if (signedBodyVersion(body) === 2) {
+      const key = this.#keyObjects.get(publicKey)
+      return key !== undefined && verifyV2WithKey(body, signature, key)
+    }
     return this.verifyDigest(personalDigest(body), signature, publicKey)
   }
 
-  /** verify() for an EIP-191 digest already computed. Never throws. */
+  /** verify() of version 1 for an EIP-191 digest already computed. Never throws. */
   verifyDigest(digest: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): boolean {
     try {
       if (signature.length !== 65 || digest.length !== 32 || publicKey.length !== 65 || publicKey[0] !== 4) return false

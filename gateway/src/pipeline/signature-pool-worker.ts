@@ -1,6 +1,8 @@
 // Worker thread for device-signature checks (signature-pool.ts): keeps the
-// secp256k1 arithmetic off the event loop. Each message is a batch of jobs;
-// the answer is one byte per job (1 valid, 0 not).
+// secp256k1 arithmetic off the event loop. Each message is a batch of jobs
+// of either protocol version (FastDeviceVerifier decides by the body's
+// magic; version-2 keys stay imported as KeyObjects in this thread); the
+// answer is one byte per job (1 valid, 0 not).
 
 import { parentPort } from 'node:worker_threads'
 import { FastDeviceVerifier } from './signature-pool-verifier.ts'

@@ -43,8 +43,9 @@ export class SignaturePool {
   #closed = false
 
   constructor(o: SignaturePoolOptions) {
+    // Workers start with the first check, not here: a gateway with no signing
+    // device never pays for them (a thread with its own V8 heap, ~20 MB RSS).
     this.#o = o
-    for (let i = 0; i < o.workers; i++) this.#slots.push(this.#spawn())
   }
 
   get workers(): number {
@@ -52,7 +53,7 @@ export class SignaturePool {
   }
 
   #spawn(): Slot {
-    const worker = new Worker(WORKER_URL, { env: {}, stdout: false, stderr: false })
+    const worker = new Worker(WORKER_URL, { stdout: false, stderr: false })
     worker.unref()
     const slot: Slot = { worker, inflight: new Map(), load: 0 }
     worker.on('message', (m: { id: number; results: Uint8Array }) => {
@@ -88,7 +89,8 @@ export class SignaturePool {
 
   /** True when `signature` over `body` is by `publicKey` (see FastDeviceVerifier.verify). Never rejects. */
   verify(body: Uint8Array, signature: Uint8Array, publicKey: Uint8Array): Promise<boolean> {
-    if (this.#slots.length === 0 || this.#closed) return Promise.resolve(this.#inline.verify(body, signature, publicKey))
+    if (this.#o.workers === 0 || this.#closed) return Promise.resolve(this.#inline.verify(body, signature, publicKey))
+    while (this.#slots.length < this.#o.workers) this.#slots.push(this.#spawn())
     return new Promise((resolve) => {
       this.#queue.push({ body, signature, publicKey, resolve, retried: false })
       this.#schedule()

@@ -1,5 +1,5 @@
 // `fieldproof devices add signed`: a device that signs its readings with its
-// own secp256k1 key (docs/device-protocol.md). Registered by public key (checks
+// own secp256k1 key (docs/device-protocol.md, versions 1 and 2). Registered by public key (checks
 // start at once) or by address (the key is learned from the first message that
 // recovers to it).
 
@@ -26,6 +26,12 @@ Register a device that signs its readings with its own secp256k1 key
 and HTTP (POST /api/v1/devices/<id>/readings, no token). Each message must
 carry a counter above every counter accepted before, and its signature travels
 into the reading's proof bundle.
+
+Both protocol versions are accepted from the same registration:
+  version 2 (body magic 46 50 44 02): ECDSA over SHA-256(body), low s,
+            v 27/28 — recommended for new firmware (fastest checks);
+  version 1 (body magic 46 50 44 01): EIP-191 personal_sign of the body —
+            for tools that only have personal_sign / eth_sign.
 
 Options:
       --id ID           device id (required; the id the device signs)
