@@ -1,45 +1,35 @@
-// MQTT and device-signature benchmark. Prints, never asserts.
+// MQTT benchmark. Prints, never asserts.
 //
 //   bash scripts/run-node bench/mqtt.ts [--help]
 //
-// 1. QoS 1 messages per second from N mqtt.js clients (each keeping 20
-//    publishes in flight), against three brokers, each in its own process:
-//      - Fieldproof: `fieldproof start` with the broker on; every PUBACK
-//        waits for the SQLite commit (synchronous=FULL, group commit);
-//      - aedes alone: the same aedes, no hooks, in-memory (the ceiling of
-//        the broker library itself);
-//      - Debian's mosquitto (/usr/sbin/mosquitto), when installed.
-//    The three run at once and are measured in turn, round after round; the
-//    ratio is taken within a round, and each broker's CPU time per message
-//    (from /proc) is printed beside its rate. Goal: Fieldproof durable
-//    ≥ 50 % of aedes alone.
-// 2. Device-signed readings per second through DeviceRegistry (parse,
-//    counter check, signature check in the worker pool, durable ingest),
-//    beside the raw node:crypto ECDSA verification ceiling of one core
-//    measured in the same run (rates per CPU second: other load on the
-//    machine does not move the ratios). Goal: ≥ 70 % of the ceiling per
-//    core used (process CPU time over wall time).
+// QoS 1 messages per second from N mqtt.js clients (each keeping 20
+// publishes in flight), against these brokers, each in its own process:
+//   - Fieldproof: `fieldproof start` in its production form (built by
+//     scripts/build-dist.ts) with the broker on; every PUBACK waits for the
+//     SQLite commit (synchronous=FULL, group commit) on the event loop
+//     ([store] commit_worker = false, the default);
+//   - Fieldproof with commit_worker = true (the commit on its own thread);
+//   - aedes alone: the same aedes, no hooks, in-memory (the ceiling of the
+//     broker library itself);
+//   - Debian's mosquitto (/usr/sbin/mosquitto), when installed.
+// All run at once and are measured in turn, round after round; the ratio is
+// taken within a round, and each broker's CPU time per message (from /proc:
+// the whole process, and for Fieldproof its main thread) is printed beside
+// its rate. Goal: Fieldproof durable ≥ 50 % of aedes alone. Then each
+// Fieldproof's resident memory: idle, at a paced 1,000 readings/s, and its
+// peak under the full load.
+//
+// Device-signed readings: bench/signed.ts.
 
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createPublicKey, createPrivateKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 import mqtt from 'mqtt'
-import pino from 'pino'
-import { secp256k1 } from '@noble/curves/secp256k1'
-import { DeviceVerifier, encodeSignedBinary, recoverSignedMessageKey, signBody } from '../gateway/src/core/device-protocol.ts'
-import { signBatchHeader } from '../gateway/src/core/batch.ts'
-import { bytesToHex, publicKeyToAddress } from '../gateway/src/core/hex.ts'
-import { DeviceRegistry } from '../gateway/src/pipeline/devices.ts'
-import { FastDeviceVerifier } from '../gateway/src/pipeline/signature-pool-verifier.ts'
-import { MetricsRegistry } from '../gateway/src/pipeline/metrics.ts'
-import { Pipeline } from '../gateway/src/pipeline/pipeline.ts'
-import { Store } from '../gateway/src/store/store.ts'
-import { CLI, runCli } from '../test/helpers/gateway-process.ts'
+import { ROOT, runCli } from '../test/helpers/gateway-process.ts'
 
 const { values } = parseArgs({
   options: {
@@ -54,13 +44,11 @@ const { values } = parseArgs({
   },
 })
 if (values.help) {
-  console.log(`usage: node bench/mqtt.ts [--seconds 5] [--clients 10] [--workers 1] [--rounds 2] [--only brokers|signatures] [--profile DIR]
+  console.log(`usage: node bench/mqtt.ts [--seconds 5] [--clients 10] [--rounds 2] [--profile DIR]
   --seconds   length of each broker measurement
   --clients   MQTT clients (each keeps 20 QoS 1 publishes in flight)
   --rounds    broker measurement rounds (each: aedes alone, mosquitto, Fieldproof)
-  --workers   signature worker threads for the end-to-end signed measurement
-  --only      run one part
-  --profile   write a CPU profile of the Fieldproof gateway process (node --cpu-prof) into DIR`)
+  --profile   write CPU profiles of the Fieldproof gateway processes (node --cpu-prof) into DIR/worker and DIR/inline`)
   process.exit(0)
 }
 
@@ -107,10 +95,10 @@ async function waitPort(port: number): Promise<void> {
   throw new Error(`nothing listens on ${port}`)
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc (Linux); NaN elsewhere. */
-function cpuSeconds(pid: number | undefined): number {
+/** CPU seconds (user + system) a process (or with `tid`, one of its threads) has used so far, from /proc (Linux); NaN elsewhere. */
+function cpuSeconds(pid: number | undefined, tid?: number): number {
   try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const f = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8')
     const rest = f.slice(f.lastIndexOf(')') + 2).split(' ')
     return (Number(rest[11]) + Number(rest[12])) / 100 // utime, stime in clock ticks (USER_HZ = 100)
   } catch {
@@ -118,12 +106,37 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 
+/** Resident set size of a process in MB (VmRSS, Linux); NaN elsewhere. */
+function rssMb(pid: number | undefined): number {
+  try {
+    const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+    return m ? Number(m[1]) / 1024 : NaN
+  } catch {
+    return NaN
+  }
+}
+
+interface LoadResult {
+  readonly rate: number
+  /** Broker process CPU µs per message (all threads). */
+  readonly cpuUs: number
+  /** CPU µs per message of the broker's main thread (the event loop). */
+  readonly mainUs: number
+  /** Highest resident set size seen during the load, MB. */
+  readonly peakRssMb: number
+}
+
+type Auth = (i: number) => { username?: string; password?: string; topic: string }
+const PAYLOAD = '{"AM2301":{"Temperature":21.5,"Humidity":40.5},"TempUnit":"C"}'
+
 /** QoS 1 publishes acknowledged per second over SECONDS from CLIENTS clients, and the broker's CPU µs per message. */
-async function load(port: number, auth: (i: number) => { username?: string; password?: string; topic: string }, pid?: number, seconds = SECONDS): Promise<{ rate: number; cpuUs: number }> {
-  const payload = '{"AM2301":{"Temperature":21.5,"Humidity":40.5},"TempUnit":"C"}'
+async function load(port: number, auth: Auth, pid?: number, seconds = SECONDS): Promise<LoadResult> {
   const clients = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, ...auth(i) })))
   let acked = 0
   const cpu0 = cpuSeconds(pid)
+  const main0 = cpuSeconds(pid, pid)
+  let peakRssMb = rssMb(pid)
+  const sampler = setInterval(() => (peakRssMb = Math.max(peakRssMb, rssMb(pid))), 200)
   const end = performance.now() + seconds * 1000
   const start = performance.now()
   await Promise.all(
@@ -131,17 +144,47 @@ async function load(port: number, auth: (i: number) => { username?: string; pass
       Promise.all(
         Array.from({ length: WINDOW }, async () => {
           while (performance.now() < end) {
-            await c.publishAsync(auth(i).topic, payload, { qos: 1 })
+            await c.publishAsync(auth(i).topic, PAYLOAD, { qos: 1 })
             acked++
           }
         }),
       ),
     ),
   )
+  clearInterval(sampler)
   const rate = acked / ((performance.now() - start) / 1000)
   const cpuUs = ((cpuSeconds(pid) - cpu0) * 1e6) / acked
+  const mainUs = ((cpuSeconds(pid, pid) - main0) * 1e6) / acked
   await Promise.all(clients.map((c) => c.endAsync()))
-  return { rate, cpuUs }
+  return { rate, cpuUs, mainUs, peakRssMb }
+}
+
+/** Resident memory after `seconds` at `perSecond` QoS 1 readings per second in total, spread over CLIENTS clients. */
+async function pacedRss(port: number, auth: Auth, pid: number | undefined, perSecond: number, seconds: number): Promise<{ rate: number; rssMb: number }> {
+  const clients = await Promise.all(Array.from({ length: CLIENTS }, (_, i) => mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { reconnectPeriod: 0, ...auth(i) })))
+  const tickMs = 20
+  const perTick = (perSecond * tickMs) / 1000 / CLIENTS
+  let acked = 0
+  let owed = 0
+  const start = performance.now()
+  const inflight = new Set<Promise<unknown>>()
+  while (performance.now() - start < seconds * 1000) {
+    owed += perTick
+    while (owed >= 1) {
+      owed--
+      clients.forEach((c, i) => {
+        const p = c.publishAsync(auth(i).topic, PAYLOAD, { qos: 1 }).then(() => acked++)
+        inflight.add(p)
+        void p.finally(() => inflight.delete(p))
+      })
+    }
+    await sleep(tickMs)
+  }
+  const rss = rssMb(pid)
+  await Promise.all(inflight)
+  const rate = acked / ((performance.now() - start) / 1000)
+  await Promise.all(clients.map((c) => c.endAsync()))
+  return { rate, rssMb: rss }
 }
 
 function stopChild(p: ChildProcess): Promise<void> {
@@ -155,26 +198,41 @@ function stopChild(p: ChildProcess): Promise<void> {
 const pct = (a: number, b: number) => (b > 0 ? `${((100 * a) / b).toFixed(0)} %` : 'n/a')
 
 async function brokers(): Promise<void> {
-  console.log(`\nQoS 1 publishes per second, ${CLIENTS} clients × ${WINDOW} in flight, ${SECONDS} s each, ${ROUNDS} rounds (aedes, mosquitto, Fieldproof in turn)`)
+  console.log(`\nQoS 1 publishes per second, ${CLIENTS} clients × ${WINDOW} in flight, ${SECONDS} s each, ${ROUNDS} rounds (aedes, mosquitto, Fieldproof with and without the commit thread, in turn)`)
   const dir = mkdtempSync(join(tmpdir(), 'fp-bench-mqtt-'))
   const children: ChildProcess[] = []
   try {
-    // All three brokers run at once (idle ones cost nothing) and are measured
-    // in turn, round after round, so a change in the machine's load hits
-    // them alike; the ratio is taken within each round.
+    // The production form: the sources with their types stripped (scripts/build-dist.ts).
+    const built = spawn(process.execPath, [join(ROOT, 'scripts/build-dist.ts'), '--out', join(dir, 'dist'), '--link-modules'], { stdio: 'ignore' })
+    const code = await new Promise<number | null>((resolve) => built.once('exit', resolve))
+    if (code !== 0) throw new Error(`scripts/build-dist.ts exited with ${code}`)
+    const distCli = join(dir, 'dist/gateway/src/cli/main.js')
+    // All brokers run at once (idle ones cost nothing) and are measured in
+    // turn, round after round, so a change in the machine's load hits them
+    // alike; the ratio is taken within each round.
     const state = join(dir, 'state')
     const creds: { username: string; password: string }[] = []
     for (let i = 0; i < CLIENTS; i++) {
       const r = await runCli(['devices', 'add', 'mqtt', '--id', `plug-${i}`, '--prefix', `tele/plug${i}`, '--format', 'tasmota', '--state-dir', state, '--json'])
       creds.push(JSON.parse(r.stdout) as { username: string; password: string })
     }
-    // Fieldproof: a real gateway process (store synchronous=FULL, PUBACK after the commit).
-    const fpPort = await freePort()
-    writeFileSync(join(dir, 'fp.toml'), `[clock]\nsync_check = "none"\n[sources.sim]\nenabled = false\n[sources.mqtt]\nenabled = true\nlisten = "127.0.0.1:${fpPort}"\n[store]\nmax_pending = 100000\n[discovery]\nmdns = false\n`)
-    const prof = values.profile ? ['--cpu-prof', '--cpu-prof-dir', values.profile] : []
-    const httpPort = await freePort()
-    const gw = spawn(process.execPath, [...prof, CLI, 'start', '--config', join(dir, 'fp.toml'), '--state-dir', state, '--http-listen', `127.0.0.1:${httpPort}`], { stdio: 'ignore' })
-    children.push(gw)
+    // Fieldproof: real gateway processes (store synchronous=FULL, PUBACK after the commit),
+    // one with the commit thread (the default) and one committing on the event loop.
+    const gateways: { name: string; port: number; httpPort: number; proc: ChildProcess }[] = []
+    for (const [name, worker] of [['worker', true], ['inline', false]] as const) {
+      const gwState = join(dir, `state-${name}`)
+      cpSync(state, gwState, { recursive: true })
+      const port = await freePort()
+      const httpPort = await freePort()
+      writeFileSync(
+        join(dir, `fp-${name}.toml`),
+        `[clock]\nsync_check = "none"\n[sources.sim]\nenabled = false\n[sources.mqtt]\nenabled = true\nlisten = "127.0.0.1:${port}"\n[store]\nmax_pending = 100000\ncommit_worker = ${worker}\n[discovery]\nmdns = false\n`,
+      )
+      const prof = values.profile ? ['--cpu-prof', '--cpu-prof-dir', join(values.profile, name)] : []
+      const proc = spawn(process.execPath, [...prof, distCli, 'start', '--config', join(dir, `fp-${name}.toml`), '--state-dir', gwState, '--http-listen', `127.0.0.1:${httpPort}`], { stdio: 'ignore' })
+      children.push(proc)
+      gateways.push({ name, port, httpPort, proc })
+    }
     const aPort = await freePort()
     const aedesProc = spawn(process.execPath, [import.meta.filename, '--serve-aedes', String(aPort)], { stdio: ['ignore', 'pipe', 'inherit'] })
     children.push(aedesProc)
@@ -183,7 +241,7 @@ async function brokers(): Promise<void> {
     const mosqProc = spawn('/usr/sbin/mosquitto', ['-c', join(dir, 'mosquitto.conf')], { stdio: 'ignore' })
     mosqProc.on('error', () => undefined)
     children.push(mosqProc)
-    await waitPort(fpPort)
+    for (const g of gateways) await waitPort(g.port)
     await waitPort(aPort)
     try {
       await waitPort(mPort)
@@ -191,128 +249,60 @@ async function brokers(): Promise<void> {
       console.log(`  mosquitto: not measured (${(e as Error).message})`)
       mPort = undefined
     }
+    const [fpW, fpI] = gateways as [(typeof gateways)[number], (typeof gateways)[number]]
     const anon = (i: number) => ({ topic: `tele/plug${i}/SENSOR` })
-    type M = { rate: number; cpuUs: number }
-    const rows: { alone: M; mosq?: M; fp: M }[] = []
-    const show = (m: M | undefined) => (m === undefined ? '      n/a' : `${m.rate.toFixed(0).padStart(7)} (${m.cpuUs.toFixed(1)} µs CPU)`)
-    // Warm-up (JIT, SQLite cache), not counted.
     const fpAuth = (i: number) => ({ username: creds[i]?.username ?? '', password: creds[i]?.password ?? '', topic: `tele/plug${i}/SENSOR` })
+    // Memory: idle (started, nothing published yet), then after 10 s at a
+    // paced 1,000 readings/s; the peak under full load is sampled below.
+    await sleep(1000)
+    const idleRss = { worker: rssMb(fpW.proc.pid), inline: rssMb(fpI.proc.pid) }
+    const paced = { worker: await pacedRss(fpW.port, fpAuth, fpW.proc.pid, 1000, 10), inline: await pacedRss(fpI.port, fpAuth, fpI.proc.pid, 1000, 10) }
+    const rows: { alone: LoadResult; mosq?: LoadResult; fp: LoadResult; fpInline: LoadResult }[] = []
+    const show = (m: LoadResult | undefined) => (m === undefined ? '      n/a' : `${m.rate.toFixed(0).padStart(7)} (${m.cpuUs.toFixed(1)} µs CPU)`)
+    const showFp = (m: LoadResult) => `${m.rate.toFixed(0).padStart(7)} (${m.cpuUs.toFixed(1)} µs CPU, main thread ${m.mainUs.toFixed(1)})`
+    // Warm-up (JIT, SQLite cache), not counted.
     await load(aPort, anon, undefined, 1)
-    await load(fpPort, fpAuth, undefined, 1)
+    await load(fpW.port, fpAuth, undefined, 1)
+    await load(fpI.port, fpAuth, undefined, 1)
     for (let round = 0; round < ROUNDS; round++) {
       const alone = await load(aPort, anon, aedesProc.pid)
       const mosq = mPort !== undefined ? await load(mPort, anon, mosqProc.pid) : undefined
-      const fp = await load(fpPort, fpAuth, gw.pid)
-      rows.push({ alone, fp, ...(mosq !== undefined ? { mosq } : {}) })
-      console.log(`  round ${round + 1}: aedes alone ${show(alone)}  mosquitto ${show(mosq)}  Fieldproof ${show(fp)} msg/s = ${pct(fp.rate, alone.rate)} of aedes alone`)
+      const fp = await load(fpW.port, fpAuth, fpW.proc.pid)
+      const fpInline = await load(fpI.port, fpAuth, fpI.proc.pid)
+      rows.push({ alone, fp, fpInline, ...(mosq !== undefined ? { mosq } : {}) })
+      console.log(`  round ${round + 1}: aedes alone ${show(alone)}  mosquitto ${show(mosq)}`)
+      console.log(`           Fieldproof ${showFp(fp)} = ${pct(fp.rate, alone.rate)}; commit on the event loop ${showFp(fpInline)} = ${pct(fpInline.rate, alone.rate)} of aedes alone`)
     }
-    const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text()
-    const sum = Number(/^fieldproof_commit_readings_sum(?:\{\})? (\S+)$/m.exec(text)?.[1] ?? NaN)
-    const count = Number(/^fieldproof_commit_readings_count(?:\{\})? (\S+)$/m.exec(text)?.[1] ?? NaN)
-    const ratios = rows.map((r) => r.fp.rate / r.alone.rate)
+    const perCommit = async (httpPort: number) => {
+      const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text()
+      const sum = Number(/^fieldproof_commit_readings_sum(?:\{\})? (\S+)$/m.exec(text)?.[1] ?? NaN)
+      const count = Number(/^fieldproof_commit_readings_count(?:\{\})? (\S+)$/m.exec(text)?.[1] ?? NaN)
+      return (sum / count).toFixed(1)
+    }
     const range = (xs: number[], d = 0) => `${Math.min(...xs).toFixed(d)} … ${Math.max(...xs).toFixed(d)}`
     console.log(`  aedes alone (no hooks, in memory)   ${range(rows.map((r) => r.alone.rate))} msg/s, ${range(rows.map((r) => r.alone.cpuUs), 1)} µs broker CPU per message`)
     if (mPort !== undefined) console.log(`  mosquitto (Debian, no persistence)  ${range(rows.map((r) => r.mosq?.rate ?? 0))} msg/s, ${range(rows.map((r) => r.mosq?.cpuUs ?? 0), 1)} µs`)
-    console.log(`  Fieldproof (durable before PUBACK)  ${range(rows.map((r) => r.fp.rate))} msg/s, ${range(rows.map((r) => r.fp.cpuUs), 1)} µs, ${(sum / count).toFixed(1)} readings per commit`)
-    console.log(`  Fieldproof / aedes alone            ${range(ratios.map((x) => 100 * x))} % (goal ≥ 50 %)`)
+    for (const [label, pick, g] of [
+      ['Fieldproof, commit thread', (r: (typeof rows)[number]) => r.fp, fpW],
+      ['Fieldproof, commit on event loop', (r: (typeof rows)[number]) => r.fpInline, fpI],
+    ] as const) {
+      console.log(`  ${label.padEnd(34)} ${range(rows.map((r) => pick(r).rate))} msg/s, ${range(rows.map((r) => pick(r).cpuUs), 1)} µs (main thread ${range(rows.map((r) => pick(r).mainUs), 1)}), ${await perCommit(g.httpPort)} readings per commit`)
+      console.log(`  ${' '.repeat(34)} ${range(rows.map((r) => (100 * pick(r).rate) / r.alone.rate))} % of aedes alone (goal ≥ 50 %)`)
+    }
+    for (const [label, key, pick] of [
+      ['Fieldproof, commit thread', 'worker', (r: (typeof rows)[number]) => r.fp],
+      ['Fieldproof, commit on event loop', 'inline', (r: (typeof rows)[number]) => r.fpInline],
+    ] as const) {
+      const p = paced[key]
+      console.log(
+        `  RSS ${label.padEnd(34)} idle ${idleRss[key].toFixed(0)} MB, at ${p.rate.toFixed(0)} readings/s ${p.rssMb.toFixed(0)} MB (goal ≤ 120 MB at 1,000/s), peak under full load ${Math.max(...rows.map((r) => pick(r).peakRssMb)).toFixed(0)} MB`,
+      )
+    }
   } finally {
     await Promise.all(children.map((c) => stopChild(c)))
     rmSync(dir, { recursive: true, force: true })
   }
 }
 
-async function signatures(): Promise<void> {
-  console.log('\nDevice signatures (secp256k1)')
-  // Raw ceiling: node:crypto ECDSA verification on one core.
-  const key = secp256k1.utils.randomPrivateKey()
-  const pub = secp256k1.getPublicKey(key, false)
-  const jwk = { kty: 'EC', crv: 'secp256k1', x: Buffer.from(pub.subarray(1, 33)).toString('base64url'), y: Buffer.from(pub.subarray(33)).toString('base64url') }
-  const kobj = createPublicKey({ key: jwk, format: 'jwk' })
-  const priv = createPrivateKey({ key: { ...jwk, d: Buffer.from(key).toString('base64url') }, format: 'jwk' })
-  const data = Buffer.from('fieldproof')
-  const sig = cryptoSign('sha256', data, { key: priv, dsaEncoding: 'ieee-p1363' })
-  // Rates per second of this thread's CPU time, so that other processes on a
-  // busy machine do not skew the ratios; each is the best of three rounds.
-  const threadCpu = () => {
-    const u = (process as unknown as { threadCpuUsage?: () => NodeJS.CpuUsage }).threadCpuUsage?.() ?? process.cpuUsage()
-    return (u.user + u.system) / 1e6
-  }
-  const once = (n: number, f: () => void) => {
-    const t0 = threadCpu()
-    for (let i = 0; i < n; i++) f()
-    return n / (threadCpu() - t0)
-  }
-  const rate = (n: number, f: () => void) => Math.max(once(n, f), once(n, f), once(n, f))
-  const ceiling = rate(1500, () => cryptoVerify('sha256', data, { key: kobj, dsaEncoding: 'ieee-p1363' }, sig))
-  const m = signBody({ deviceId: 'd', counter: 1n, metrics: [{ name: 'temperature_c', unit: 'Cel', value: 20 }] }, key)
-  const v = new DeviceVerifier()
-  const fast = rate(800, () => v.verify(m.body, m.signature, pub))
-  const pv = new FastDeviceVerifier()
-  pv.verify(m.body, m.signature, pub) // builds its c·G table once
-  const pooled = rate(1000, () => pv.verify(m.body, m.signature, pub))
-  const noble = rate(400, () => recoverSignedMessageKey(m))
-  // The protocol change proposed in docs/device-protocol.md: ECDSA over SHA-256 of the body,
-  // which OpenSSL verifies directly with the registered key (a KeyObject cached per device).
-  const sigSha = cryptoSign('sha256', m.body, { key: priv, dsaEncoding: 'ieee-p1363' })
-  const sha = rate(1500, () => cryptoVerify('sha256', m.body, { key: kobj, dsaEncoding: 'ieee-p1363' }, sigSha))
-
-  // End to end: DeviceRegistry + durable pipeline, 50 devices, one worker thread.
-  const dir = mkdtempSync(join(tmpdir(), 'fp-bench-signed-'))
-  const store = new Store(join(dir, 'fieldproof.db'))
-  const metrics = new MetricsRegistry()
-  const gwKey = '0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318' as const
-  const pipeline = new Pipeline({
-    store,
-    metrics,
-    signer: { address: '0x2c7536E3605D9C16a7a3D7b1898e529396a65c23', sign: (h) => signBatchHeader(h, gwKey) },
-    batchMaxReadings: 1000,
-    batchMaxAgeMs: 60_000,
-    maxPending: 100_000,
-    commitMaxReadings: 2000,
-    retentionMs: 3_600_000,
-    maxBytes: 1 << 30,
-  })
-  const workers = Number(values.workers)
-  const reg = new DeviceRegistry({ store, metrics, log: pino({ level: 'silent' }), verifyWorkers: workers })
-  const DEVICES = 50
-  const PER = 100
-  const msgs: Uint8Array[] = []
-  for (let d = 0; d < DEVICES; d++) {
-    const k = secp256k1.utils.randomPrivateKey()
-    const p = secp256k1.getPublicKey(k, false)
-    store.upsertDevice({ id: `dev-${d}`, kind: 'signed', config: JSON.stringify({ address: publicKeyToAddress(p), publicKey: bytesToHex(p) }) })
-    for (let c = 1; c <= PER; c++) msgs.push(encodeSignedBinary(signBody({ deviceId: `dev-${d}`, counter: BigInt(c), metrics: [{ name: 'temperature_c', unit: 'Cel', value: c / 10 }] }, k)))
-  }
-  const received = { bootId: '00'.repeat(16), monoNs: 1n, wallMs: Date.now(), clock: 'unsynchronized' as const }
-  // Warm the workers (module load, c·G table) before timing.
-  await Promise.all(Array.from({ length: 4 * workers }, () => reg.ingestSigned(new Uint8Array(0), { source: 'mqtt', received, ingest: (r) => pipeline.ingest(r) })))
-  await reg.ingestSigned(msgs.shift() as Uint8Array, { source: 'mqtt', received, ingest: (r) => pipeline.ingest(r) })
-  const cpu0 = process.cpuUsage()
-  const t0 = performance.now()
-  const out = await Promise.all(msgs.map((x) => reg.ingestSigned(x, { source: 'mqtt', received, ingest: (r) => pipeline.ingest(r) })))
-  const wall = (performance.now() - t0) / 1000
-  const cpu = process.cpuUsage(cpu0)
-  const e2e = msgs.length / wall
-  // Cores used: CPU time of the whole process (main thread + workers) over wall time.
-  const cores = (cpu.user + cpu.system) / 1e6 / wall
-  const failed = out.filter((o) => !o.ok).length
-  const text = metrics.render()
-  const perCommit = Number(/^fieldproof_commit_readings_sum(?:\{\})? (\S+)$/m.exec(text)?.[1] ?? NaN) / Number(/^fieldproof_commit_readings_count(?:\{\})? (\S+)$/m.exec(text)?.[1] ?? NaN)
-  await reg.close()
-  pipeline.stop()
-  store.close()
-  rmSync(dir, { recursive: true, force: true })
-
-  console.log(`  node:crypto ECDSA verify, raw ceiling (1 core)          ${ceiling.toFixed(0).padStart(6)} /s`)
-  console.log(`  EIP-191 check, core/device-protocol.ts DeviceVerifier   ${fast.toFixed(0).padStart(6)} /s   = ${pct(fast, ceiling)} of the ceiling`)
-  console.log(`  EIP-191 check, signature pool's FastDeviceVerifier      ${pooled.toFixed(0).padStart(6)} /s   = ${pct(pooled, ceiling)} of the ceiling`)
-  console.log(`  EIP-191 recovery, pure JS (@noble/curves)               ${noble.toFixed(0).padStart(6)} /s   = ${pct(noble, ceiling)}`)
-  console.log(`  proposal: ECDSA/SHA-256 over the body, cached key       ${sha.toFixed(0).padStart(6)} /s   = ${pct(sha, ceiling)}`)
-  console.log(
-    `  signed readings end to end, durable (${workers} worker + main)  ${e2e.toFixed(0).padStart(6)} /s on ${cores.toFixed(2)} cores = ${(e2e / cores).toFixed(0)} /s per core used = ${pct(e2e / cores, ceiling)} of the ceiling (goal ≥ 70 %), ${perCommit.toFixed(1)} readings per commit${failed ? `, ${failed} refused (unexpected)` : ''}`,
-  )
-}
-
-if (values.only !== 'brokers') await signatures()
-if (values.only !== 'signatures') await brokers()
+await brokers()
 process.exit(0)

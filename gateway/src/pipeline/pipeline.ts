@@ -12,12 +12,20 @@
 // Before the store a full queue refuses input with a reason (the sender
 // retries); after the store nothing is ever dropped. Acknowledgements wait
 // for the commit (invariant 1).
+//
+// With `commitWorker` the group commit runs on a worker thread that owns the
+// write transaction (store/commit-worker.ts): one transaction in flight at a
+// time, seqs reserved when it is sent, promises resolved when it is
+// answered; meanwhile the event loop keeps parsing the next readings, which
+// make up the next transaction. Sealing and retention write on the main
+// connection only between transactions, so they never wait for the lock.
 
 import { encodeReading, leafHashOf } from '../core/canonical.ts'
 import { buildMerkleTree } from '../core/merkle.ts'
 import { FieldproofError, isFieldproofError } from '../core/errors.ts'
 import { bytesToHex, keccak256 } from '../core/hex.ts'
 import type { BatchHeader, Hex, Reading, SignedBatch } from '../core/types.ts'
+import { CommitWorker, type CommitOutcome } from '../store/commit-worker.ts'
 import type { Store } from '../store/store.ts'
 import { ReadingBus } from './bus.ts'
 import type { MetricsRegistry, Counter, Histogram } from './metrics.ts'
@@ -51,16 +59,31 @@ export interface PipelineOptions {
    * batch counts as acknowledged.
    */
   readonly ackedBatchId?: () => bigint
+  /**
+   * Run each group commit on a worker thread that owns the write
+   * transaction ([store] commit_worker), instead of on the event loop.
+   * Default false.
+   */
+  readonly commitWorker?: boolean
   readonly now?: () => number
   readonly onError?: (err: unknown, where: string) => void
+}
+
+/** The readings of one ingest() call: one promise, settled once. */
+interface Group {
+  readonly seqs: bigint[]
+  remaining: number
+  settled: boolean
+  readonly resolve: (seqs: bigint[]) => void
+  readonly reject: (e: unknown) => void
 }
 
 interface Pending {
   readonly reading: Reading
   readonly canonical: Uint8Array
   readonly enqueuedAt: number
-  readonly resolve: (seq: bigint) => void
-  readonly reject: (e: unknown) => void
+  readonly group: Group
+  readonly index: number
 }
 
 interface OpenLeaf {
@@ -70,6 +93,8 @@ interface OpenLeaf {
   readonly at: number
 }
 
+/** Transactions queued on the commit thread at most: the next one starts as soon as the previous is on disk. */
+const COMMITS_IN_FLIGHT = 2
 const ZERO_HASH = ('0x' + '00'.repeat(32)) as Hex
 const hexToBytes = (h: Hex): Uint8Array => new Uint8Array(Buffer.from(h.slice(2), 'hex'))
 
@@ -98,6 +123,16 @@ export class Pipeline {
   #lastSizeCheck = -Infinity
   #stopping = false
   #stopped = false
+  readonly #writer: CommitWorker | undefined
+  /** Retention or a seal came due while the commit thread held the write lock. */
+  #maintenanceDue = false
+  /** Readings in transactions on the commit thread (they count against maxPending). */
+  #inFlight = 0
+  /** Highest seq committed and either acknowledged or known to be on disk (open or sealed). */
+  #durableThrough: bigint
+  /** A transaction on the commit thread failed: re-read the store once the thread is idle. */
+  #resyncDue = false
+  #sealDue = false
 
   readonly #m: {
     ingested: Counter
@@ -115,6 +150,7 @@ export class Pipeline {
     this.bus = o.bus ?? new ReadingBus()
     this.#now = o.now ?? Date.now
     this.#nextSeq = o.store.lastSeq() + 1n
+    this.#durableThrough = this.#nextSeq - 1n
     const last = o.store.lastBatch()
     const lastId = o.store.lastBatchId()
     if (last && last.id !== lastId) {
@@ -145,11 +181,19 @@ export class Pipeline {
     m.gauge('fieldproof_store_full', '1 while the store refuses input because it is full', () => [[{}, this.#storeFull ? 1 : 0]])
     m.gauge('fieldproof_last_seq', 'Highest sequence number assigned', () => [[{}, Number(this.#nextSeq - 1n)]])
     m.gauge('fieldproof_last_batch_id', 'Highest batch id sealed', () => [[{}, Number(this.#lastBatch.id)]])
+    m.gauge('fieldproof_commit_in_flight', '1 while a group commit is on the commit thread', () => [[{}, this.#writer?.busy ? 1 : 0]])
+
+    this.#writer = o.commitWorker ? new CommitWorker({ path: o.store.path, onError: (err) => o.onError?.(err, 'commit-thread') }) : undefined
 
     this.#scheduleSeal()
     this.#maintenanceTimer = setInterval(() => this.#maintenance(), 1000)
     this.#maintenanceTimer.unref()
     this.#maintenance()
+  }
+
+  /** The commit thread's owner, when `commitWorker` is on (diagnostics, tests). */
+  get commitWorker(): CommitWorker | undefined {
+    return this.#writer
   }
 
   get state(): PipelineState {
@@ -176,8 +220,8 @@ export class Pipeline {
     if (this.#storeFull) {
       return this.#refuse(source, 'store-full', new FieldproofError('STORE_FULL', 'storage is full: every stored batch is still waiting for an upstream sink to acknowledge it; new readings are refused until space is freed'))
     }
-    if (this.#queue.length + readings.length > this.#o.maxPending) {
-      return this.#refuse(source, 'backpressure', new FieldproofError('BACKPRESSURE', `the store is behind (${this.#queue.length} readings waiting); retry shortly`, { details: { retryAfterMs: 1000 } }))
+    if (this.#queue.length + this.#inFlight + readings.length > this.#o.maxPending) {
+      return this.#refuse(source, 'backpressure', new FieldproofError('BACKPRESSURE', `the store is behind (${this.#queue.length + this.#inFlight} readings waiting); retry shortly`, { details: { retryAfterMs: 1000 } }))
     }
     let canonicals: Uint8Array[]
     try {
@@ -185,15 +229,15 @@ export class Pipeline {
     } catch (e) {
       return this.#refuse(source, 'invalid', e)
     }
+    if (readings.length === 0) return Promise.resolve([])
     const t = performance.now()
-    const promises = readings.map(
-      (reading, i) =>
-        new Promise<bigint>((resolve, reject) => {
-          this.#queue.push({ reading, canonical: canonicals[i] as Uint8Array, enqueuedAt: t, resolve, reject })
-        }),
-    )
-    this.#scheduleFlush()
-    return Promise.all(promises)
+    return new Promise<bigint[]>((resolve, reject) => {
+      const group: Group = { seqs: new Array<bigint>(readings.length), remaining: readings.length, settled: false, resolve, reject }
+      for (let i = 0; i < readings.length; i++) {
+        this.#queue.push({ reading: readings[i] as Reading, canonical: canonicals[i] as Uint8Array, enqueuedAt: t, group, index: i })
+      }
+      this.#scheduleFlush()
+    })
   }
 
   #refuse(source: string, cause: string, e: unknown): Promise<never> {
@@ -206,12 +250,98 @@ export class Pipeline {
     this.#flushScheduled = true
     setImmediate(() => {
       this.#flushScheduled = false
-      this.flush()
+      if (this.#writer && !this.#stopping) this.#dispatch()
+      else this.flush()
     })
   }
 
-  /** Commit what is queued (up to commitMaxReadings per transaction). Synchronous. */
+  /**
+   * Send what is queued to the commit thread as the next transaction, up to
+   * COMMITS_IN_FLIGHT transactions queued there, unless the pipeline waits
+   * for the thread to drain (a seal, retention or a failure is due).
+   */
+  #dispatch(): void {
+    const w = this.#writer as CommitWorker
+    while (w.pending < COMMITS_IN_FLIGHT && this.#queue.length > 0 && !this.#drainFirst()) {
+      const items = this.#queue.splice(0, this.#o.commitMaxReadings)
+      const first = this.#nextSeq
+      // Reserved now; after a failure the seqs are re-read from the store.
+      this.#nextSeq = first + BigInt(items.length)
+      this.#inFlight += items.length
+      const rows = items.map((p) => ({ deviceId: p.reading.deviceId, source: p.reading.source, receivedMs: p.reading.received.wallMs, canonical: p.canonical }))
+      w.commit(first, rows, (o) => this.#afterCommitThread(items, first, o))
+    }
+  }
+
+  /** True when the main connection must write (seal, retention) or re-read the store before more commits are sent. */
+  #drainFirst(): boolean {
+    return this.#resyncDue || this.#sealDue || this.#maintenanceDue
+  }
+
+  #afterCommitThread(items: Pending[], first: bigint, o: CommitOutcome): void {
+    this.#inFlight -= items.length
+    if (o.ok && !this.#resyncDue) {
+      this.#accepted(items, first, (i) => o.leaves.subarray(32 * i, 32 * i + 32))
+      this.#durableThrough = first + BigInt(items.length) - 1n
+      // A full batch is sealed once the thread is idle (a failed seal is retried after the next commit).
+      if (this.#open.length >= this.#o.batchMaxReadings) this.#sealDue = true
+    } else {
+      if (!o.ok && o.full) this.#storeFull = true
+      // Nothing of a failed transaction is acknowledged, nor of any sent after it.
+      this.#resyncDue = true
+      const message = o.ok ? 'an earlier transaction failed' : o.message
+      this.#failed(items, new FieldproofError('INTERNAL', `commit failed: ${message}`, { details: o.ok ? {} : { code: o.code, crashed: o.crashed } }))
+      // A dead thread was reported by the CommitWorker already.
+      if (!o.ok && !o.crashed) this.#o.onError?.(new Error(o.message), 'commit')
+    }
+    const w = this.#writer as CommitWorker
+    if (w.pending > 0) {
+      // More transactions on the thread: keep it fed unless the main connection must write first.
+      if (!this.#stopping) this.#dispatch()
+      return
+    }
+    // The thread is idle: the main connection writes without waiting for the lock.
+    if (this.#resyncDue) {
+      this.#resyncDue = false
+      // What is on disk decides the next seq. A failed commit stored nothing;
+      // a thread that died may have committed before it could answer: those
+      // rows are kept and sealed, but never acknowledged (their senders
+      // retry, at least once).
+      try {
+        const last = this.store.lastSeq()
+        if (last > this.#durableThrough) {
+          const now = this.#now()
+          for (const l of this.store.leaves(this.#durableThrough + 1n, last)) this.#open.push({ seq: l.seq, leaf: l.leaf, bytes: l.bytes, at: now })
+        }
+        this.#durableThrough = last
+        this.#nextSeq = last + 1n
+        if (this.#open.length >= this.#o.batchMaxReadings) this.#sealDue = true
+      } catch (e) {
+        this.#o.onError?.(e, 'commit-resync')
+      }
+    }
+    try {
+      if (this.#sealDue) {
+        this.#sealDue = false
+        while (this.#open.length >= this.#o.batchMaxReadings) this.seal(this.#o.batchMaxReadings)
+        if (this.#open.length > 0 && this.#now() - (this.#open[0] as OpenLeaf).at >= this.#o.batchMaxAgeMs - 5) this.seal()
+      }
+    } catch (e) {
+      this.#o.onError?.(e, 'seal')
+    }
+    this.#scheduleSeal()
+    if (this.#maintenanceDue) {
+      this.#maintenanceDue = false
+      this.#maintenance()
+    }
+    // What queued meanwhile is the next transaction.
+    if (!this.#stopping) this.#dispatch()
+  }
+
+  /** Commit what is queued (up to commitMaxReadings per transaction) on this thread. Synchronous. */
   flush(): void {
+    // A transaction on the commit thread finishes first: seqs stay in order.
+    this.#writer?.waitIdle()
     while (this.#queue.length > 0) {
       const take = this.#queue.splice(0, this.#o.commitMaxReadings)
       this.#commit(take)
@@ -244,32 +374,60 @@ export class Pipeline {
       // Nothing was stored: every sender gets the error and may retry.
       const err = isFieldproofError(e) ? e : new FieldproofError('INTERNAL', `commit failed: ${(e as Error).message}`, { cause: e })
       if (/SQLITE_FULL|database or disk is full/i.test(String((e as Error).message))) this.#storeFull = true
-      for (const p of items) {
-        this.#m.rejected.inc({ source: p.reading.source, cause: 'commit-failed' })
-        p.reject(err)
-      }
+      this.#failed(items, err)
       this.#o.onError?.(e, 'commit')
       return
     }
     this.#nextSeq = first + BigInt(items.length)
+    this.#durableThrough = this.#nextSeq - 1n
+    this.#accepted(items, first, (i) => (rows[i] as (typeof rows)[number]).leaf, now)
+    while (this.#open.length >= this.#o.batchMaxReadings) this.seal(this.#o.batchMaxReadings)
+    this.#scheduleSeal()
+  }
+
+  /** Committed as seqs first, first+1, …: open them for sealing, resolve their senders, publish them. */
+  #accepted(items: readonly Pending[], first: bigint, leafOf: (i: number) => Uint8Array, now = this.#now()): void {
     const done = performance.now()
     this.#m.commitSize.observe(items.length)
+    let source = (items[0] as Pending).reading.source
+    let count = 0
     for (let i = 0; i < items.length; i++) {
       const p = items[i] as Pending
-      const row = rows[i] as (typeof rows)[number]
-      this.#m.ingested.inc({ source: p.reading.source })
+      const seq = first + BigInt(i)
+      if (p.reading.source !== source) {
+        this.#m.ingested.inc({ source }, count)
+        source = p.reading.source
+        count = 0
+      }
+      count++
       this.#m.commitLatency.observe((done - p.enqueuedAt) / 1000)
-      this.#open.push({ seq: row.seq, leaf: row.leaf, bytes: row.canonical.length, at: now })
-      p.resolve(row.seq)
+      this.#open.push({ seq, leaf: leafOf(i), bytes: p.canonical.length, at: now })
+      const g = p.group
+      g.seqs[p.index] = seq
+      if (--g.remaining === 0 && !g.settled) {
+        g.settled = true
+        g.resolve(g.seqs)
+      }
     }
+    this.#m.ingested.inc({ source }, count)
     if (this.bus.subscribers > 0) {
       for (let i = 0; i < items.length; i++) {
         const p = items[i] as Pending
-        this.bus.publishReading({ seq: (rows[i] as (typeof rows)[number]).seq, reading: p.reading, canonical: p.canonical })
+        this.bus.publishReading({ seq: first + BigInt(i), reading: p.reading, canonical: p.canonical })
       }
     }
-    while (this.#open.length >= this.#o.batchMaxReadings) this.seal(this.#o.batchMaxReadings)
-    this.#scheduleSeal()
+  }
+
+  /** Nothing of `items` was acknowledged: every sender gets `err` (once per ingest call). */
+  #failed(items: readonly Pending[], err: unknown): void {
+    for (const p of items) {
+      this.#m.rejected.inc({ source: p.reading.source, cause: 'commit-failed' })
+      const g = p.group
+      if (!g.settled) {
+        g.settled = true
+        g.reject(err)
+      }
+    }
   }
 
   #scheduleSeal(): void {
@@ -279,7 +437,11 @@ export class Pipeline {
     this.#sealTimer = setTimeout(() => {
       this.#sealTimer = undefined
       try {
-        if (this.#open.length > 0 && this.#now() - (this.#open[0] as OpenLeaf).at >= this.#o.batchMaxAgeMs - 5) this.seal()
+        if (this.#open.length > 0 && this.#now() - (this.#open[0] as OpenLeaf).at >= this.#o.batchMaxAgeMs - 5) {
+          // The commit thread holds the write lock: seal right after its answer instead of waiting for the lock.
+          if (this.#writer?.busy) this.#sealDue = true
+          else this.seal()
+        }
       } catch (e) {
         this.#o.onError?.(e, 'seal')
       }
@@ -336,6 +498,10 @@ export class Pipeline {
   /** Retention and the size cap; runs every second (cheap when nothing is due). */
   #maintenance(): void {
     if (this.#stopped) return
+    if (this.#writer?.busy) {
+      this.#maintenanceDue = true
+      return
+    }
     try {
       this.prune()
     } catch (e) {
@@ -392,6 +558,7 @@ export class Pipeline {
   stop(): void {
     if (this.#stopped) return
     this.#stopping = true
+    // flush() first waits for the transaction on the commit thread, then commits the rest here.
     this.flush()
     if (this.#queue.length > 0) this.flush()
     try {
@@ -402,6 +569,7 @@ export class Pipeline {
     this.#stopped = true
     if (this.#sealTimer) clearTimeout(this.#sealTimer)
     if (this.#maintenanceTimer) clearInterval(this.#maintenanceTimer)
+    this.#writer?.close().catch((e: unknown) => this.#o.onError?.(e, 'commit-thread-close'))
   }
 }
 

@@ -11,6 +11,8 @@ import { signBody, encodeSignedJson, encodeSignedBinary } from '../../core/devic
 import { bytesToHex, publicKeyToAddress } from '../../core/hex.ts'
 import { decodeReading } from '../../core/canonical.ts'
 import { DeviceRegistry } from '../../pipeline/devices.ts'
+import type { Counter } from '../../pipeline/metrics.ts'
+import type { PipelineOptions } from '../../pipeline/pipeline.ts'
 import type { Store } from '../../store/store.ts'
 import { openPipeline } from '../../../../test/helpers/readings.ts'
 import { MqttSource, type MqttSourceConfig } from './broker.ts'
@@ -31,9 +33,9 @@ const CONFIG: MqttSourceConfig = {
   ws_listen: '',
 }
 
-async function setup(t: Test, over: Partial<MqttSourceConfig> = {}) {
+async function setup(t: Test, over: Partial<MqttSourceConfig> = {}, pipelineOptions: Partial<PipelineOptions> = {}) {
   const dir = t.testdir()
-  const { store, pipeline, metrics } = openPipeline(dir)
+  const { store, pipeline, metrics } = openPipeline(dir, pipelineOptions)
   const devices = new DeviceRegistry({ store, metrics, log, verifyWorkers: 0 })
   const rejects: string[] = []
   const source = new MqttSource({ config: { ...CONFIG, ...over }, store, devices, metrics, log, rejects: { reject: (c) => rejects.push(c) } })
@@ -201,4 +203,34 @@ t.test('anonymous simulation clients publish only under sim/', async (t) => {
   const e = await c.publishAsync('tele/x/SENSOR', '{}', { qos: 1 }).then(() => undefined, (x: { code?: number }) => x)
   t.equal(e?.code, 0x87)
   await c.endAsync()
+})
+
+t.test('commit thread: PUBACK after its commit; a failed commit gets no PUBACK and the message is resent', async (t) => {
+  const g = await setup(t, {}, { commitWorker: true })
+  const pw = addMqttDevice(g.store, 'plug-1', 'tasmota', ['tele/plug1'])
+  const payload = '{"AM2301":{"Temperature":21.5,"Humidity":40.5},"TempUnit":"C"}'
+  const c = await mqtt.connectAsync(g.url, { reconnectPeriod: 0, username: 'plug-1', password: pw })
+  await Promise.all(Array.from({ length: 40 }, () => c.publishAsync('tele/plug1/SENSOR', payload, { qos: 1 })))
+  t.equal(g.store.lastSeq(), 40n, 'every PUBACK came after its reading was committed')
+  await c.endAsync()
+
+  // The commit fails inside SQLite on the commit thread's connection.
+  g.store.db.exec(`CREATE TRIGGER refuse_all BEFORE INSERT ON readings BEGIN SELECT RAISE(ABORT, 'disk trouble'); END`)
+  const d = await mqtt.connectAsync(g.url, { reconnectPeriod: 0, username: 'plug-1', password: pw })
+  let acked = false
+  const closed = new Promise<void>((resolve) => d.once('close', () => resolve()))
+  void d.publishAsync('tele/plug1/SENSOR', payload, { qos: 1 }).then(() => (acked = true), () => undefined)
+  await closed
+  t.notOk(acked, 'no PUBACK: the connection is closed and the client keeps the message')
+  t.equal(g.store.lastSeq(), 40n, 'nothing stored')
+  t.equal((g.metrics.get('fieldproof_mqtt_rejects_total') as Counter).get({ cause: 'commit-failed' }), 1, 'counted by cause')
+  t.ok(g.rejects.includes('mqtt:commit-failed'), 'logged once per cause')
+  d.end(true)
+
+  // Once the store works again the resent message is stored and acknowledged.
+  g.store.db.exec('DROP TRIGGER refuse_all')
+  const e = await mqtt.connectAsync(g.url, { reconnectPeriod: 0, username: 'plug-1', password: pw })
+  await e.publishAsync('tele/plug1/SENSOR', payload, { qos: 1 })
+  t.equal(g.store.lastSeq(), 41n, 'stored with the next seq')
+  await e.endAsync()
 })

@@ -34,7 +34,7 @@ import type { Duplex } from 'node:stream'
 import { Aedes } from 'aedes'
 import { WebSocketServer, createWebSocketStream } from 'ws'
 import type { Logger } from 'pino'
-import { safeDecode } from '../../core/decoder.ts'
+import { safeDecode, type Decoder } from '../../core/decoder.ts'
 import { DEVICE_ID_RE } from '../../core/canonical.ts'
 import { isFieldproofError } from '../../core/errors.ts'
 import type { Reading } from '../../core/types.ts'
@@ -111,6 +111,8 @@ const DROP_TOPIC = '$fieldproof/refused'
 const SIGNED_TOPIC_RE = /^fieldproof\/(.+)\/up$/
 const CREDENTIAL_CACHE_MS = 5 * 60_000
 const DEVICE_CACHE_MS = 5_000
+/** Entries in the (format, topic) → decoder cache before it is cleared. */
+const DECODER_CACHE_MAX = 10_000
 
 type AedesClient = {
   id: string
@@ -196,6 +198,11 @@ export class MqttSource implements Source {
   readonly #deviceCache = new Map<string, DeviceEntry>()
   readonly #goodCredentials = new Map<string, number>()
   readonly #failures = new Map<string, { windowStart: number; count: number }>()
+  /** The decoder for a (format, topic), or null when the topic is not one of the format's reading topics. */
+  readonly #decoderCache = new Map<string, Decoder | null>()
+  /** Publishes counted since the last flush into fieldproof_mqtt_messages_total, by `${qos} ${outcome}`. */
+  readonly #counts = new Map<string, number>()
+  #countsFlushScheduled = false
   readonly #m: { rejects: Counter; messages: Counter; connects: Counter }
   #broker: Aedes | undefined
   #ctx: SourceContext | undefined
@@ -222,6 +229,39 @@ export class MqttSource implements Source {
     return { listening: this.#addresses, clients: this.#broker?.connectedClients ?? 0, anonymous: this.#o.config.allow_anonymous }
   }
 
+  /**
+   * Count a publish by QoS and outcome. Counts are added to the counter once
+   * per turn of the event loop rather than once per message: building a
+   * label key per message cost more than the rest of the accounting.
+   */
+  #count(qos: string, outcome: string): void {
+    const k = `${qos} ${outcome}`
+    this.#counts.set(k, (this.#counts.get(k) ?? 0) + 1)
+    if (this.#countsFlushScheduled) return
+    this.#countsFlushScheduled = true
+    setImmediate(() => this.#flushCounts())
+  }
+
+  #flushCounts(): void {
+    this.#countsFlushScheduled = false
+    for (const [k, n] of this.#counts) {
+      const i = k.indexOf(' ')
+      this.#m.messages.inc({ qos: k.slice(0, i), outcome: k.slice(i + 1) }, n)
+    }
+    this.#counts.clear()
+  }
+
+  /** The decoder of `format` for a topic (decodersFor routes by topic patterns), cached. */
+  #decoderFor(format: string, topic: string): Decoder | undefined {
+    const k = `${format}\0${topic}`
+    const hit = this.#decoderCache.get(k)
+    if (hit !== undefined) return hit ?? undefined
+    const d = decodersFor({ transport: 'mqtt', topic }).find((x) => x.id === format)
+    if (this.#decoderCache.size >= DECODER_CACHE_MAX) this.#decoderCache.clear()
+    this.#decoderCache.set(k, d ?? null)
+    return d
+  }
+
   #reject(cause: MqttCause, details: Record<string, unknown>): void {
     this.#m.rejects.inc({ cause })
     this.#o.rejects.reject(`mqtt:${cause}`, details)
@@ -246,10 +286,16 @@ export class MqttSource implements Source {
         )
       },
       authorizePublish: (client, packet, cb) => {
-        this.#authorizePublish(client as unknown as AedesClient | null, packet as unknown as PublishPacket).then(
-          (err) => cb(err),
-          (e: unknown) => cb(e instanceof Error ? e : new Error(String(e))),
-        )
+        let r: Error | null | Promise<Error | null>
+        try {
+          r = this.#authorizePublish(client as unknown as AedesClient | null, packet as unknown as PublishPacket)
+        } catch (e) {
+          cb(e instanceof Error ? e : new Error(String(e)))
+          return
+        }
+        // Decided without waiting (refusals, ignored topics, QoS 0): answer at once.
+        if (!(r instanceof Promise)) cb(r)
+        else r.then((err) => cb(err), (e: unknown) => cb(e instanceof Error ? e : new Error(String(e))))
       },
       authorizeSubscribe: (client, sub, cb) => {
         const g = this.#grants.get(client as object)
@@ -333,6 +379,7 @@ export class MqttSource implements Source {
     }
     const b = this.#broker
     if (b && !b.closed) await new Promise<void>((resolve) => b.close(() => resolve()))
+    this.#flushCounts()
   }
 
   // --- connect ------------------------------------------------------------------
@@ -444,11 +491,12 @@ export class MqttSource implements Source {
   // --- publish ------------------------------------------------------------------
 
   /**
-   * Decide and ingest one PUBLISH. Resolves with null to let aedes continue
-   * (PUBACK for QoS 1 follows), or with an Error that makes aedes close the
-   * connection without a PUBACK.
+   * Decide and ingest one PUBLISH. Gives (or resolves with) null to let
+   * aedes continue (PUBACK for QoS 1 follows), or an Error that makes aedes
+   * close the connection without a PUBACK. Decisions that need no commit
+   * are returned synchronously.
    */
-  async #authorizePublish(client: AedesClient | null, packet: PublishPacket): Promise<Error | null> {
+  #authorizePublish(client: AedesClient | null, packet: PublishPacket): Error | null | Promise<Error | null> {
     if (client === null) return null // a will message of a client already gone: not a reading
     const ctx = this.#ctx as SourceContext
     const g = this.#grants.get(client)
@@ -458,7 +506,7 @@ export class MqttSource implements Source {
 
     const refuse = (cause: MqttCause, reason: string, deviceId?: string): Error | null => {
       this.#reject(cause, { device: deviceId ?? g?.deviceId, topic: packet.topic.slice(0, 200), reason: reason.slice(0, 200) })
-      this.#m.messages.inc({ qos, outcome: 'refused' })
+      this.#count(qos, 'refused')
       if (deviceId !== undefined || g?.deviceId) this.#o.devices.touch(deviceId ?? (g?.deviceId as string), { rejected: 1 })
       if (TRANSIENT.has(cause)) return new Error(`${cause}: ${reason}`)
       if (cause === 'acl-publish' && !v5) return new Error(`not authorized to publish to ${packet.topic.slice(0, 200)}`)
@@ -471,25 +519,42 @@ export class MqttSource implements Source {
     if (!g) return refuse('acl-publish', 'not authenticated')
     if (!mayPublish(g, packet.topic)) return refuse('acl-publish', `${g.anonymous ? 'anonymous clients' : `device ${g.deviceId}`} may not publish to ${packet.topic.slice(0, 200)}`)
 
-    const run = async (): Promise<Error | null> => {
+    const signedRun = async (expect: string): Promise<Error | null> => {
+      const out = await this.#o.devices.ingestSigned(payload, { source: 'mqtt', expectDeviceId: expect, received: ctx.now(), ingest: (r) => ctx.ingest(r) })
+      if (out.ok) {
+        this.#count(qos, out.duplicate ? 'duplicate' : 'stored')
+        return null
+      }
+      // The registry already counted the device's rejection; count the MQTT side here.
+      this.#m.rejects.inc({ cause: out.cause })
+      this.#o.rejects.reject(`mqtt:${out.cause}`, { device: expect, reason: out.reason.slice(0, 200) })
+      this.#count(qos, 'refused')
+      if (out.transient) return new Error(`${out.cause}: ${out.reason}`)
+      if (v5 && packet.qos > 0 && packet.messageId !== undefined) setPubackReason(client, packet.messageId, REASON_FOR[out.cause] ?? REASON.unspecified, `${out.cause}: ${out.reason}`)
+      packet.topic = DROP_TOPIC
+      packet.retain = false
+      return null
+    }
+    const stored = (): null => {
+      this.#count(qos, 'stored')
+      if (!g.anonymous) this.#o.devices.touch(g.deviceId, { accepted: 1 })
+      return null
+    }
+    const notStored = (e: unknown): Error | null => {
+      if (isFieldproofError(e, 'READING_INVALID')) return refuse('invalid-reading', e.message)
+      if (isFieldproofError(e, 'BACKPRESSURE')) return refuse('backpressure', e.message)
+      if (isFieldproofError(e, 'STORE_FULL')) return refuse('store-full', e.message)
+      if (isFieldproofError(e, 'STORE_CLOSED')) return refuse('shutting-down', e.message)
+      ctx.log.error({ err: e }, 'mqtt reading could not be stored')
+      return refuse('commit-failed', 'the reading could not be stored')
+    }
+
+    const run = (): Error | null | Promise<Error | null> => {
       const signed = SIGNED_TOPIC_RE.exec(packet.topic)
       if (signed) {
         const expect = signed[1] as string
         if (!g.anonymous && expect !== g.deviceId) return refuse('device-mismatch', `device ${g.deviceId} may not publish for ${expect}`)
-        const out = await this.#o.devices.ingestSigned(payload, { source: 'mqtt', expectDeviceId: expect, received: ctx.now(), ingest: (r) => ctx.ingest(r) })
-        if (out.ok) {
-          this.#m.messages.inc({ qos, outcome: out.duplicate ? 'duplicate' : 'stored' })
-          return null
-        }
-        // The registry already counted the device's rejection; count the MQTT side here.
-        this.#m.rejects.inc({ cause: out.cause })
-        this.#o.rejects.reject(`mqtt:${out.cause}`, { device: expect, reason: out.reason.slice(0, 200) })
-        this.#m.messages.inc({ qos, outcome: 'refused' })
-        if (out.transient) return new Error(`${out.cause}: ${out.reason}`)
-        if (v5 && packet.qos > 0 && packet.messageId !== undefined) setPubackReason(client, packet.messageId, REASON_FOR[out.cause] ?? REASON.unspecified, `${out.cause}: ${out.reason}`)
-        packet.topic = DROP_TOPIC
-        packet.retain = false
-        return null
+        return signedRun(expect)
       }
       let reading: Reading | undefined
       if (g.anonymous) {
@@ -508,22 +573,22 @@ export class MqttSource implements Source {
           if (!p.ok) return refuse('undecodable', p.reason)
           reading = { deviceId: g.deviceId, source: 'mqtt', received: ctx.now(), ...(p.timeMs !== undefined ? { deviceTimeMs: p.timeMs } : {}), metrics: p.metrics, raw: new Uint8Array(payload), auth }
         } else {
-          const decoder = decodersFor({ transport: 'mqtt', topic: packet.topic }).find((d) => d.id === dev.cfg?.format)
+          const decoder = this.#decoderFor(dev.cfg.format, packet.topic)
           if (!decoder) {
             // Not a reading topic of this firmware (LWT, RESULT, INFO, ...): accepted, not stored.
-            this.#m.messages.inc({ qos, outcome: 'ignored' })
+            this.#count(qos, 'ignored')
             return null
           }
           const r = safeDecode(decoder, { transport: 'mqtt', topic: packet.topic, bytes: payload })
           if (!r.ok) {
             if (r.code === 'not-matched') {
-              this.#m.messages.inc({ qos, outcome: 'ignored' })
+              this.#count(qos, 'ignored')
               return null
             }
             return refuse('undecodable', `${decoder.id}: ${r.code}: ${r.reason}`)
           }
           if (r.metrics.length === 0) {
-            this.#m.messages.inc({ qos, outcome: 'ignored' })
+            this.#count(qos, 'ignored')
             return null
           }
           reading = {
@@ -537,23 +602,16 @@ export class MqttSource implements Source {
           }
         }
       }
-      try {
-        await ctx.ingest([reading])
-        this.#m.messages.inc({ qos, outcome: 'stored' })
-        if (!g.anonymous) this.#o.devices.touch(g.deviceId, { accepted: 1 })
-        return null
-      } catch (e) {
-        if (isFieldproofError(e, 'READING_INVALID')) return refuse('invalid-reading', e.message)
-        if (isFieldproofError(e, 'BACKPRESSURE')) return refuse('backpressure', e.message)
-        if (isFieldproofError(e, 'STORE_FULL')) return refuse('store-full', e.message)
-        if (isFieldproofError(e, 'STORE_CLOSED')) return refuse('shutting-down', e.message)
-        ctx.log.error({ err: e }, 'mqtt reading could not be stored')
-        return refuse('commit-failed', 'the reading could not be stored')
-      }
+      return ctx.ingest([reading]).then(stored, notStored)
     }
     if (packet.qos === 0) {
       // No acknowledgement exists: ingest best effort, let the client go on.
-      void run().catch((e: unknown) => ctx.log.error({ err: e }, 'mqtt QoS 0 ingest failed'))
+      try {
+        const r = run()
+        if (r instanceof Promise) r.catch((e: unknown) => ctx.log.error({ err: e }, 'mqtt QoS 0 ingest failed'))
+      } catch (e) {
+        ctx.log.error({ err: e }, 'mqtt QoS 0 ingest failed')
+      }
       return null
     }
     return run()
