@@ -2,10 +2,11 @@
 // and restarted in the middle of the backlog.
 
 import t from 'tap'
+import { userInfo } from 'node:os'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer, connect as tcpConnect } from 'node:net'
-import { writeFileSync } from 'node:fs'
+import { writeFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import pino from 'pino'
 import { connect } from 'mqtt'
@@ -68,7 +69,9 @@ t.test('publishes every batch with QoS 1 across a broker restart', async (t) => 
   const port = await freePort()
   const conf = join(dir, 'mosquitto.conf')
   // Persistence keeps the subscriber's session (and its queued QoS 1 messages) across the restart.
-  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${join(dir, 'broker')}/\n`)
+  // `user`: run as root, mosquitto drops to user "mosquitto", which cannot write the session store into
+  // this test's directory (it then loses every session on restart); as anyone else it has no effect.
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location ${join(dir, 'broker')}/\nuser ${userInfo().username}\n`)
   let broker = await startBroker(conf, port)
   t.teardown(() => stopBroker(broker))
 
@@ -97,6 +100,7 @@ t.test('publishes every batch with QoS 1 across a broker restart', async (t) => 
   await until(() => runner.ackedBatchId === 4n, 10_000, 'first 4 batches')
 
   await stopBroker(broker)
+  t.ok(existsSync(join(dir, 'broker', 'mosquitto.db')), 'the broker saved its sessions (the subscriber keeps its queue)')
   await seal(4, 6)
   await until(() => runner.status().failures >= 2, 10_000, 'failures while the broker is down')
   t.equal(runner.ackedBatchId, 4n, 'nothing acknowledged without a broker')
