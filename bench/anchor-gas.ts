@@ -3,6 +3,13 @@
 // covering 1, 10 and 100 batches, and the eth_estimateGas of an on-chain verifyReading.
 // Gas per reading assumes 1,000 readings per batch.
 //
+// Then the same through the gateway's anchor sink (gateway/src/sinks/anchor): a real
+// pipeline seals batches of SINK_READINGS_PER_BATCH readings into a temporary SQLite
+// store, the sink anchors 1, 10 and 100 of them per transaction (max_batches), and the
+// receipts of ITS transactions give the gas per anchored reading, printed beside the raw
+// cost of one anchor call measured above in the same run (the ceiling: the sink can only
+// add overhead, never save gas, so the ratio should be 1.00).
+//
 // Usage: node bench/anchor-gas.ts [--json]
 import { StandardMerkleTree } from '@openzeppelin/merkle-tree'
 import { createPublicClient, createWalletClient, encodeFunctionData, getAddress, http, keccak256, stringToHex } from 'viem'
@@ -10,10 +17,22 @@ import type { Address, Hex } from 'viem'
 import { foundry } from 'viem/chains'
 import artifact from '../contracts/artifacts/FieldproofAnchor.json' with { type: 'json' }
 import { fieldproofAnchorAbi as abi } from '../contracts/artifacts/FieldproofAnchor.abi.ts'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import pino from 'pino'
+import { privateKeyToAccount } from 'viem/accounts'
+import { signDigest } from '../gateway/src/core/batch.ts'
+import { hexToBytes } from '../gateway/src/core/hex.ts'
+import { sinkBatchFromStore } from '../gateway/src/pipeline/sink-runner.ts'
+import { AnchorSink } from '../gateway/src/sinks/anchor/anchor.ts'
 import { anvilAccount, startAnvil } from '../test/helpers/anvil.ts'
+import { openPipeline, reading, TEST_ADDRESS, TEST_KEY } from '../test/helpers/readings.ts'
 
 const LEAF = ['uint64', 'bytes32']
 const READINGS_PER_BATCH = 1000
+/** Readings per batch sealed by the pipeline for the sink measurement (anchor gas does not depend on it). */
+const SINK_READINGS_PER_BATCH = 10
 
 /** One anchor measurement. */
 export interface AnchorGas {
@@ -36,6 +55,23 @@ export interface AnchorGasReport {
   /** eth_estimateGas of verifyReading for a 1,000-reading batch inside a 100-batch anchor */
   verifyReadingGas: bigint
   verifyProofNodes: { reading: number; batch: number }
+  /** Anchors sent by the anchor sink itself, over batches sealed by a real pipeline. */
+  sink: SinkAnchorGas[]
+  sinkReadingsPerBatch: number
+}
+
+/** One anchor transaction of the anchor sink. */
+export interface SinkAnchorGas {
+  batches: number
+  gasUsed: bigint
+  /** The raw cost of one anchor call of the same size (median above): the ceiling. */
+  rawGasUsed: bigint
+  /** gasUsed / (batches × sinkReadingsPerBatch) */
+  gasPerReading: number
+  /** gasUsed / (batches × 1000), comparable with the raw table */
+  gasPerReadingAt1000: number
+  /** gas limit the sink set (estimate + 20 %) */
+  gasLimit: bigint
 }
 
 function median(xs: bigint[]): bigint {
@@ -116,7 +152,11 @@ export async function runAnchorGasBench(repetitions = 3): Promise<AnchorGasRepor
     // a view: estimate the gas a contract (or a transaction) spends calling it
     const verifyReadingGas = await client.estimateGas({ to: address, data: encodeFunctionData({ abi, functionName: 'verifyReading', args }) })
 
+    const sink = await measureSink(anvil, client, address, owner, anchors)
+
     return {
+      sink,
+      sinkReadingsPerBatch: SINK_READINGS_PER_BATCH,
       solcVersion: artifact.solcVersion,
       evmVersion: artifact.settings.evmVersion,
       deployGas: deployed.gasUsed,
@@ -132,6 +172,88 @@ export async function runAnchorGasBench(repetitions = 3): Promise<AnchorGasRepor
   }
 }
 
+/** The anchor sink anchors 1, 10 and 100 pipeline-sealed batches per transaction; returns its receipts' gas. */
+async function measureSink(
+  anvil: Awaited<ReturnType<typeof startAnvil>>,
+  client: ReturnType<typeof createPublicClient>,
+  address: Address,
+  owner: ReturnType<typeof anvilAccount>,
+  raw: readonly AnchorGas[],
+): Promise<SinkAnchorGas[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'fieldproof-anchor-bench-'))
+  const { store, pipeline } = openPipeline(dir)
+  try {
+    // The pipeline's batches are signed by TEST_KEY: that key is the anchoring gateway.
+    await anvil.rpc('anvil_setBalance', [TEST_ADDRESS, '0x8ac7230489e80000'])
+    const chain = { ...foundry, id: anvil.chainId }
+    const gwWallet = createWalletClient({ account: privateKeyToAccount(TEST_KEY), chain, transport: http(anvil.rpcUrl) })
+    const deadline = (await client.getBlock()).timestamp + 3600n
+    const domain = { name: 'FieldproofAnchor', version: '1', chainId: anvil.chainId, verifyingContract: address } as const
+    const fields = [
+      { name: 'gateway', type: 'address' },
+      { name: 'owner', type: 'address' },
+      { name: 'nonce', type: 'uint256' },
+      { name: 'deadline', type: 'uint256' },
+    ] as const
+    const claim = await owner.signTypedData({ domain, types: { GatewayClaim: fields }, primaryType: 'GatewayClaim', message: { gateway: TEST_ADDRESS, owner: owner.address, nonce: 0n, deadline } })
+    await client.waitForTransactionReceipt({ hash: await gwWallet.writeContract({ address, abi, functionName: 'registerWithClaim', args: [owner.address, deadline, claim] }) })
+
+    const key = hexToBytes(TEST_KEY, 32)
+    const out: SinkAnchorGas[] = []
+    let seq = 0
+    for (const batches of [1, 10, 100]) {
+      const first = store.lastBatchId()
+      for (let b = 0; b < batches; b++) {
+        await pipeline.ingest(Array.from({ length: SINK_READINGS_PER_BATCH }, () => reading(++seq)))
+        pipeline.seal()
+      }
+      const sink = new AnchorSink({
+        rpcUrl: anvil.rpcUrl,
+        chainId: anvil.chainId,
+        contract: address as Hex,
+        gateway: TEST_ADDRESS,
+        signDigest: (d) => signDigest(d, key),
+        store,
+        log: pino({ level: 'silent' }),
+        intervalMs: 3_600_000,
+        maxBatches: batches,
+        confirmations: 1,
+        maxFeeWei: 100_000_000_000n,
+        pollMs: 20,
+        rpcTimeoutMs: 10_000,
+        replaceAfterMs: 600_000,
+      })
+      try {
+        for (const row of store.batchesAfter(first, batches)) await sink.send(sinkBatchFromStore(store, row))
+        const want = (first + BigInt(batches)).toString()
+        for (let i = 0; sink.anchorStatus().lastAnchoredBatchId !== want; i++) {
+          if (i > 1000) throw new Error(`the sink did not anchor ${batches} batches: ${JSON.stringify(sink.anchorStatus().error)}`)
+          await new Promise((r) => setTimeout(r, 20))
+        }
+        const hash = sink.anchorStatus().lastTxHash as Hex
+        const receipt = await client.getTransactionReceipt({ hash })
+        const tx = await client.getTransaction({ hash })
+        const rawGas = median(raw.find((a) => a.batches === batches)?.gasUsed ?? [0n])
+        out.push({
+          batches,
+          gasUsed: receipt.gasUsed,
+          rawGasUsed: rawGas,
+          gasPerReading: Number(receipt.gasUsed) / (batches * SINK_READINGS_PER_BATCH),
+          gasPerReadingAt1000: Number(receipt.gasUsed) / (batches * READINGS_PER_BATCH),
+          gasLimit: tx.gas,
+        })
+      } finally {
+        await sink.close()
+      }
+    }
+    return out
+  } finally {
+    pipeline.stop()
+    store.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 function print(r: AnchorGasReport): void {
   console.log(`FieldproofAnchor gas (solc ${r.solcVersion.split('+')[0]}, evm ${r.evmVersion}, anvil, receipt gasUsed)`)
   console.log(`  deploy                          ${r.deployGas}`)
@@ -142,6 +264,13 @@ function print(r: AnchorGasReport): void {
     console.log(`          ${String(a.batches).padStart(7)}  ${a.gasUsed.join(', ').padEnd(28)}  ${a.gasPerReading.toFixed(4)}`)
   }
   console.log(`  verifyReading (estimateGas, proof ${r.verifyProofNodes.reading}+${r.verifyProofNodes.batch} nodes)  ${r.verifyReadingGas}`)
+  console.log(`anchor sink (its own transactions; pipeline batches of ${r.sinkReadingsPerBatch} readings)`)
+  console.log(`  batches/anchor  gasUsed  raw anchor call  ratio  gas limit  gas/reading @${r.sinkReadingsPerBatch}  gas/reading @${r.readingsPerBatch}`)
+  for (const a of r.sink) {
+    console.log(
+      `  ${String(a.batches).padStart(14)}  ${String(a.gasUsed).padStart(7)}  ${String(a.rawGasUsed).padStart(15)}  ${(Number(a.gasUsed) / Number(a.rawGasUsed)).toFixed(2).padStart(5)}  ${String(a.gasLimit).padStart(9)}  ${a.gasPerReading.toFixed(3).padStart(14)}  ${a.gasPerReadingAt1000.toFixed(4).padStart(16)}`,
+    )
+  }
 }
 
 if (import.meta.main) {

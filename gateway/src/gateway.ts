@@ -8,8 +8,9 @@ import type { Logger } from 'pino'
 import { signBatchHeader, signDigest } from './core/batch.ts'
 import { hexToBytes } from './core/hex.ts'
 import type { Hex } from './core/types.ts'
+import type { ProofAnchor } from './core/proof.ts'
 import type { LoadedConfig } from './config/load.ts'
-import { parseListenAddress } from './config/schema.ts'
+import { parseListenAddress } from './config/common.ts'
 import { loadOrCreateKey } from './identity/key-file.ts'
 import { loadOrCreateSecret } from './identity/secret-file.ts'
 import { createLogger, RateLimitedLog } from './log/logger.ts'
@@ -27,7 +28,7 @@ import { deriveHealth, type GatewayHealth } from './sources/gpio/status-led.ts'
 import { MdnsAnnouncer, gatewayServices } from './discovery/mdns.ts'
 import { Store } from './store/store.ts'
 import { FirstbootReportFile } from './service/firstboot-report.ts'
-import { REPORT_FILE_NAME as FIRSTBOOT_REPORT_FILE } from './service/firstboot.ts'
+import { REPORT_FILE_NAME as FIRSTBOOT_REPORT_FILE } from './service/firstboot-report.ts'
 
 export const VERSION: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
@@ -112,12 +113,21 @@ export class Gateway {
       batchMaxAgeMs: c.batch.max_age_seconds * 1000,
       maxPending: c.store.max_pending,
       commitMaxReadings: c.store.commit_max_readings,
+      commitWorker: c.store.commit_worker,
       retentionMs: c.store.retention_hours * 3_600_000,
       maxBytes: c.store.max_bytes,
       ...(sinks.size > 0 ? { ackedBatchId: () => sinks.minAcked() ?? 0n } : {}),
       onError: (err, where) => log.error({ err, where }, 'pipeline error'),
     })
     this.pipeline = pipeline
+    // Proof bundles carry where their batch was anchored, once the anchor sink has a confirmed anchor for it.
+    let proofAnchor: ((batchId: bigint) => ProofAnchor | undefined) | undefined
+    const anchorCfg = c.sinks.anchor
+    if (anchorCfg?.enabled && /^0x[0-9a-fA-F]{40}$/.test(anchorCfg.contract)) {
+      const { AnchorState } = await import('./sinks/anchor/state.ts')
+      const anchors = new AnchorState(store, anchorCfg.chain_id, anchorCfg.contract as Hex)
+      proofAnchor = (batchId) => (store.closed ? undefined : anchors.proofAnchor(batchId))
+    }
     const devices = new DeviceRegistry({ store, metrics: this.metrics, log, verifyWorkers: c.sources.mqtt.signature_workers })
     this.devices = devices
     this.metrics.gauge('fieldproof_store_bytes', 'Database size in bytes: live pages plus WAL (used), file, WAL, and the configured cap', () => {
@@ -145,6 +155,7 @@ export class Gateway {
       devices,
       bleNearby: () => (this.sources.find((s) => s.id === 'ble') as BleSource | undefined)?.nearby(),
       firstbootReport: new FirstbootReportFile(join(c.gateway.state_dir, FIRSTBOOT_REPORT_FILE)),
+      ...(proofAnchor ? { proofAnchor } : {}),
     })
     const api = await this.api.listen(listen.value.host, listen.value.port)
 

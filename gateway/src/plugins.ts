@@ -196,4 +196,13 @@ export const SINK_PLUGINS: readonly SinkPlugin[] = [
       return { sink: new ArchiveSink({ dir: sinkPath(ctx, c.dir) as string }), settings: delivery(c) }
     },
   },
+  {
+    id: 'anchor',
+    create: async (ctx) => {
+      const c = ctx.config.sinks.anchor
+      if (!c.enabled) return undefined
+      const { createAnchorSink } = await import('./sinks/anchor/plugin.ts')
+      return { sink: createAnchorSink(ctx, c), settings: delivery(c) }
+    },
+  },
 ]

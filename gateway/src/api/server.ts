@@ -21,6 +21,7 @@ import type { Logger } from 'pino'
 import { decodeReading, readingToJson } from '../core/canonical.ts'
 import { isFieldproofError } from '../core/errors.ts'
 import { batchHeaderToJson } from '../core/batch.ts'
+import type { ProofAnchor } from '../core/proof.ts'
 import type { MetricsRegistry, Counter } from '../pipeline/metrics.ts'
 import type { Pipeline } from '../pipeline/pipeline.ts'
 import { proofForSeq, signedBatchFromRow } from '../pipeline/proofs.ts'
@@ -53,6 +54,8 @@ export interface ApiOptions {
   readonly devices?: DeviceRegistry
   /** The first-boot report, shown once to the first authenticated request (docs/first-boot.md). */
   readonly firstbootReport?: FirstbootReportFile
+  /** Where a batch was anchored on chain, when the anchor sink is on: added to proof bundles (docs/proof-bundle.md). */
+  readonly proofAnchor?: (batchId: bigint) => ProofAnchor | undefined
 }
 
 class HttpError extends Error {
@@ -278,7 +281,8 @@ export class ApiServer {
         route = 'proof'
         const p = proofForSeq(this.#o.pipeline.store, BigInt(r[1] as string))
         if (!p.ok) throw new HttpError(p.status, p.status === 409 ? 'not-sealed' : 'not-found', p.reason, p.status === 409 ? { 'retry-after': '5' } : {})
-        send(res, 200, p.bundle)
+        const anchor = this.#o.proofAnchor?.(BigInt(p.bundle.batch.header.batchId))
+        send(res, 200, anchor ? { ...p.bundle, anchor } : p.bundle)
       } else if (path === '/api/v1/ble/nearby') {
         route = 'ble-nearby'
         // MAC addresses of sensors around the gateway, the neighbours' included: token only.

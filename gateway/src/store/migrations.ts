@@ -82,6 +82,33 @@ export const MIGRATIONS: readonly Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 3,
+    description: 'anchor sink: batch roots queued for anchoring, and each anchor range with its transaction (docs/anchor-sink.md)',
+    sql: `
+      CREATE TABLE anchor_batches (
+        batch_id    INTEGER PRIMARY KEY,
+        merkle_root BLOB    NOT NULL,
+        queued_ms   INTEGER NOT NULL
+      );
+      CREATE TABLE anchor_ranges (
+        chain_id       INTEGER NOT NULL,
+        contract       TEXT    NOT NULL,
+        first_batch_id INTEGER NOT NULL,
+        last_batch_id  INTEGER NOT NULL,
+        anchor_root    BLOB    NOT NULL,
+        state          TEXT    NOT NULL,
+        tx_hash        TEXT,
+        nonce          INTEGER,
+        raw_tx         TEXT,
+        anchor_id      INTEGER,
+        block_number   INTEGER,
+        sent_ms        INTEGER NOT NULL,
+        confirmed_ms   INTEGER,
+        PRIMARY KEY (chain_id, contract, first_batch_id)
+      ) WITHOUT ROWID;
+    `,
+  },
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS[MIGRATIONS.length - 1]?.version ?? 0

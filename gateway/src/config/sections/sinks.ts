@@ -149,3 +149,34 @@ export const ArchiveSinkSection = Type.Object(
   },
   table('Long-term storage: each batch with its readings and proof bundles as <sha256>.json in a directory, plus an index (docs/upstream-protocol.md).'),
 )
+
+const HEX_ADDRESS_PATTERN = '^(|0x[0-9a-fA-F]{40})$'
+
+export const AnchorSinkSection = Type.Object(
+  {
+    enabled: Type.Boolean({ description: 'Anchor sealed batches on an EVM chain: one transaction per range of batches, committing a Merkle root over their roots (docs/anchor-sink.md).', default: false }),
+    rpc_url: Type.String({
+      description: 'JSON-RPC endpoint of the chain, http:// or https:// (e.g. "https://babel-api.mainnet.iotex.io", "https://polygon-rpc.com", "http://127.0.0.1:8545"). Required when enabled.',
+      default: '',
+      pattern: HTTP_URL_PATTERN,
+      patternHint: 'use an http:// or https:// URL',
+    }),
+    chain_id: Type.Integer({ description: 'EIP-155 chain id the RPC must report (4689 IoTeX, 137 Polygon, 8453 Base, 1 Ethereum, 31337 a local anvil). A mismatch stops anchoring with the status "wrong-chain".', default: 0, minimum: 0 }),
+    contract: Type.String({
+      description: 'Address of the FieldproofAnchor contract (`fieldproof chain deploy` prints it). Required when enabled.',
+      default: '',
+      pattern: HEX_ADDRESS_PATTERN,
+      patternHint: 'use a 0x-prefixed 20-byte hex address',
+    }),
+    interval_s: Type.Integer({ description: 'Seconds between anchors: each anchor covers every batch sealed since the previous one, in one transaction.', default: 3600, minimum: 1, maximum: 31_536_000 }),
+    max_batches: Type.Integer({ description: 'Anchor early once this many batches wait, and never cover more than this many in one anchor (the gas cost of an anchor does not depend on it; it bounds the time a range waits and the work of one anchor).', default: 1000, minimum: 1, maximum: 100_000 }),
+    confirmations: Type.Integer({ description: 'Blocks on top of the anchor\'s block (its own included) before a range counts as anchored; a reorg that drops the transaction before that re-anchors the range. Use 3 or more on mainnets, 1 on a local node.', default: 3, minimum: 1, maximum: 10_000 }),
+    max_fee_gwei: Type.Number({ description: 'Cap of maxFeePerGas (EIP-1559) or gasPrice (legacy chains), in gwei: above it nothing is sent and the status says "fee-above-cap" until fees fall.', default: 100, minimum: 0.000001 }),
+    priority_fee_gwei: Type.Number({ description: 'maxPriorityFeePerGas in gwei; 0 uses the node\'s suggestion (eth_maxPriorityFeePerGas).', default: 0, minimum: 0 }),
+    poll_ms: Type.Integer({ description: 'How often, in milliseconds, a sent transaction is checked for its receipt and confirmations (and the RPC retried after an error).', default: 5000, minimum: 10, maximum: 600_000 }),
+    replace_after_s: Type.Integer({ description: 'An anchor transaction still pending after this many seconds (fees rose past it) is replaced by the same transaction with fees at least 12.5 % higher, under max_fee_gwei.', default: 300, minimum: 1, maximum: 86_400 }),
+    rpc_timeout_ms: Type.Integer({ description: 'A JSON-RPC request that takes longer than this many milliseconds fails (status "rpc-unreachable") and is retried.', default: 15_000, minimum: 100, maximum: 600_000 }),
+    ...delivery({ timeoutMs: 30_000, baseMs: 1000, maxMs: 60_000, stuckAfter: 10 }),
+  },
+  table('Anchor sealed batches on any EVM chain (IoTeX, Polygon, Base, Ethereum, a local node) with the FieldproofAnchor contract, signing with the gateway key (docs/anchor-sink.md, docs/anchor-contract.md).'),
+)
