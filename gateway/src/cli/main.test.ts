@@ -59,3 +59,29 @@ t.test('`fieldproof --help` loads no command module', (t) => {
   t.same(got.commands, [], 'no module under cli/commands/ was loaded')
   t.end()
 })
+
+t.test('a running gateway loads neither TypeBox nor any other command', async (t) => {
+  // `fieldproof start` in simulation mode, in a child that records every module it loads.
+  const dir = t.testdir()
+  const mainTs = fileURLToPath(new URL('./main.ts', import.meta.url))
+  const script = `
+    const { registerHooks } = await import('node:module')
+    const loaded = []
+    registerHooks({ load(url, ctx, next) { loaded.push(url); return next(url, ctx) } })
+    const { main } = await import(${JSON.stringify(mainTs)})
+    let err = ''
+    const io = { out() {}, err(s) { err += s }, env: {}, cwd: ${JSON.stringify(dir)} }
+    void main(['start', '--state-dir', ${JSON.stringify(dir)}, '--http-listen', '127.0.0.1:0', '--mqtt-listen', '127.0.0.1:0'], io)
+    for (let i = 0; i < 600 && !/API +http/.test(err); i++) await new Promise((r) => setTimeout(r, 50))
+    process.stdout.write(JSON.stringify({ ready: /API +http/.test(err), err: err.slice(-2000), loaded }))
+    process.exit(0)
+  `
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', cwd: dir, timeout: 60_000 })
+  const got = JSON.parse(r.stdout || 'null') as { ready: boolean; err: string; loaded: string[] } | null
+  t.ok(got?.ready, `the gateway came up: ${got?.err ?? r.stderr}`)
+  const loaded = got?.loaded ?? []
+  t.ok(loaded.some((u) => u.includes('/pipeline/pipeline.ts')), 'the hook saw the pipeline load')
+  t.same(loaded.filter((u) => u.includes('@sinclair/typebox')), [], 'no TypeBox module (the config is checked against its JSON form)')
+  t.same(loaded.filter((u) => u.includes('/cli/commands/') && !u.endsWith('/cli/commands/start.ts')), [], 'no command module but start')
+  t.same(loaded.filter((u) => /\.vectors\.ts$/.test(u)), [], 'no decoder test vectors')
+})

@@ -1,12 +1,13 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { CONFIG_DOCS_PATH, renderConfigDocs } from '../../../scripts/gen-config-docs.ts'
+import { CONFIG_DOCS_PATH, GENERATED_SCHEMA_PATH, renderConfigDocs, renderGeneratedSchema } from '../../../scripts/gen-config-docs.ts'
 import { configTables } from './schema.ts'
 
 t.test('docs/configuration.md is generated from the current schema', (t) => {
   const current = readFileSync(CONFIG_DOCS_PATH, 'utf8')
   const fresh = renderConfigDocs()
   t.ok(current === fresh, 'docs/configuration.md is up to date (run: npm run docs:config)')
+  t.ok(readFileSync(GENERATED_SCHEMA_PATH, 'utf8') === renderGeneratedSchema(), 'schema.generated.ts is up to date (run: npm run docs:config)')
   t.end()
 })
 

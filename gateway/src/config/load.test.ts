@@ -41,7 +41,7 @@ t.test('an empty file is a complete device config with every default', (t) => {
       max_body_bytes: 1048576,
       max_readings_per_request: 1000,
     },
-    store: { retention_hours: 168, max_bytes: 1073741824, max_pending: 20000, commit_max_readings: 2000 },
+    store: { retention_hours: 168, max_bytes: 1073741824, max_pending: 20000, commit_max_readings: 2000, commit_worker: false },
     batch: { max_readings: 1000, max_age_seconds: 60 },
     clock: { sync_check: 'timedatectl' },
   })

@@ -13,22 +13,13 @@
 
 import { existsSync, readFileSync } from 'node:fs'
 import { dirname, isAbsolute, resolve } from 'node:path'
-import { Value } from '@sinclair/typebox/value'
-import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors'
-import type { TSchema } from '@sinclair/typebox'
 import { parse, TomlError } from 'smol-toml'
 import { FieldproofError } from '../core/errors.ts'
-import {
-  ConfigSchema,
-  DEFAULT_CONFIG_PATH,
-  DEFAULT_KEY_FILE_NAME,
-  DEFAULT_TOKEN_FILE_NAME,
-  LISTEN_FORMAT,
-  describeType,
-  parseListenAddress,
-  simulationOverlay,
-  type Config,
-} from './schema.ts'
+import { DEFAULT_CONFIG_PATH, DEFAULT_KEY_FILE_NAME, DEFAULT_TOKEN_FILE_NAME, LISTEN_FORMAT, parseListenAddress } from './common.ts'
+import { CONFIG_SCHEMA } from './schema.generated.ts'
+import type { Config } from './schema.ts'
+import { describeType, simulationOverlay } from './tables.ts'
+import { applyDefaults, schemaErrors, type JsonSchema, type SchemaError } from './validate.ts'
 
 /**
  * Listeners that a command-line flag can move, by name: `--<name>-listen HOST:PORT`
@@ -121,7 +112,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
 
   const simulation = file === null
   const source = file ?? '(defaults)'
-  const raw: Record<string, unknown> = file === null ? simulationOverlay() : readToml(file)
+  const raw: Record<string, unknown> = file === null ? simulationOverlay(CONFIG_SCHEMA) : readToml(file)
 
   // Overrides: remember which paths came from which flag so errors name it.
   const origins = new Map<string, string>()
@@ -140,10 +131,10 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
     origins.set(spec.path.join('.'), spec.flag)
   }
 
-  const withDefaults = Value.Default(ConfigSchema, raw) as unknown
-  const issues = collectIssues(ConfigSchema, withDefaults, (path) => originOf(path, origins) ?? source)
+  const withDefaults = applyDefaults(CONFIG_SCHEMA, raw)
+  const issues = collectIssues(CONFIG_SCHEMA, withDefaults, (path) => originOf(path, origins) ?? source)
   if (issues.length > 0) throw invalid(issues)
-  const config = inSchemaOrder(ConfigSchema, withDefaults) as Config
+  const config = inSchemaOrder(CONFIG_SCHEMA, withDefaults) as Config
 
   // Paths: state_dir against the file's directory (cwd in simulation mode;
   // overrides are already absolute); key and token files against state_dir.
@@ -158,12 +149,12 @@ export function loadConfig(opts: LoadConfigOptions = {}): LoadedConfig {
 
 /** The complete default config of a device (file present but empty), paths not yet resolved. */
 export function defaultConfig(): Config {
-  return Value.Default(ConfigSchema, {}) as Config
+  return applyDefaults(CONFIG_SCHEMA, {}) as Config
 }
 
 /** A copy of a validated value with table keys in declaration order (stable output for `config show`). */
-function inSchemaOrder(schema: TSchema, value: unknown): unknown {
-  const props = schema['properties'] as Record<string, TSchema> | undefined
+function inSchemaOrder(schema: JsonSchema, value: unknown): unknown {
+  const props = schema['properties'] as Record<string, JsonSchema> | undefined
   if (props === undefined || typeof value !== 'object' || value === null) return value
   const v = value as Record<string, unknown>
   const out: Record<string, unknown> = {}
@@ -274,62 +265,62 @@ function editDistance(a: string, b: string): number {
   return row[b.length] as number
 }
 
-function unknownKeyMessage(parent: TSchema, key: string): string {
-  const known = Object.keys((parent['properties'] as Record<string, TSchema> | undefined) ?? {})
+function unknownKeyMessage(parent: JsonSchema, key: string): string {
+  const known = Object.keys((parent['properties'] as Record<string, JsonSchema> | undefined) ?? {})
   if (known.length === 0) return 'unknown key (this table takes no keys yet)'
   const close = known.filter((k) => editDistance(k.toLowerCase(), key.toLowerCase()) <= 2)
   if (close.length > 0) return `unknown key (did you mean ${close.map((k) => `"${k}"`).join(' or ')}?)`
   return `unknown key (known keys: ${known.join(', ')})`
 }
 
-function messageFor(e: ValueError): string {
+function messageFor(e: SchemaError): string {
   const s = e.schema
   const got = `got ${shown(e.value)}`
-  switch (e.type) {
-    case ValueErrorType.ObjectAdditionalProperties: {
+  switch (e.kind) {
+    case 'additional-property': {
       const key = e.path.split('/').pop() ?? ''
       return unknownKeyMessage(s, key.replace(/~1/g, '/').replace(/~0/g, '~'))
     }
-    case ValueErrorType.Object:
+    case 'object':
       return `expected a table, got ${typeOfValue(e.value)}`
-    case ValueErrorType.Union:
+    case 'required':
+      return `missing (expected ${describeType(s)})`
+    case 'union':
       return `expected ${describeType(s)}, ${got}`
-    case ValueErrorType.Integer:
-    case ValueErrorType.Number:
-    case ValueErrorType.String:
-    case ValueErrorType.Boolean:
-    case ValueErrorType.Array:
+    case 'type':
       return `expected ${describeType(s)}, got ${typeOfValue(e.value)}${typeof e.value === 'object' ? '' : ` ${shown(e.value)}`}`
-    case ValueErrorType.NumberMinimum:
-    case ValueErrorType.IntegerMinimum:
+    case 'minimum':
       return `must be at least ${s['minimum'] as number}, ${got}`
-    case ValueErrorType.NumberMaximum:
-    case ValueErrorType.IntegerMaximum:
+    case 'maximum':
       return `must be at most ${s['maximum'] as number}, ${got}`
-    case ValueErrorType.StringMinLength:
+    case 'min-length':
       return 'must not be empty'
-    case ValueErrorType.StringPattern:
+    case 'max-length':
+      return `must be at most ${s['maxLength'] as number} characters long`
+    case 'pattern':
       return `${shown(e.value)} is not allowed: ${String(s['patternHint'] ?? `must match ${String(s['pattern'])}`)}`
-    case ValueErrorType.StringFormat:
+    case 'format':
       if (s['format'] === LISTEN_FORMAT && typeof e.value === 'string') {
         const r = parseListenAddress(e.value)
         if (!r.ok) return `invalid listen address ${shown(e.value)}: ${r.reason}`
       }
       return `${shown(e.value)} is not a valid ${String(s['format'])}`
-    case ValueErrorType.ArrayMinItems:
+    case 'unknown-format':
+      return `cannot be checked: unknown format ${String(s['format'])}`
+    case 'min-items':
       return `must have at least ${s['minItems'] as number} item(s)`
-    case ValueErrorType.ArrayUniqueItems:
+    case 'max-items':
+      return `must have at most ${s['maxItems'] as number} item(s)`
+    case 'unique-items':
       return 'must not repeat an item'
-    default:
-      return e.message
   }
 }
 
 /** Every problem of `value` against `schema`, in path order, one per key. */
-export function collectIssues(schema: TSchema, value: unknown, fileOf: (dottedPath: string) => string): ConfigIssue[] {
+export function collectIssues(schema: JsonSchema, value: unknown, fileOf: (dottedPath: string) => string): ConfigIssue[] {
   const seen = new Set<string>()
   const issues: ConfigIssue[] = []
-  for (const e of Value.Errors(schema, value)) {
+  for (const e of schemaErrors(schema, value)) {
     const path = dotted(e.path)
     // One message per key: a wrong type would also fail its range checks.
     if (seen.has(path)) continue

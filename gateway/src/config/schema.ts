@@ -14,10 +14,11 @@
 // `Type.Optional(...)` property: its absence means "not configured", and
 // any name not declared is still rejected as an unknown key.
 
-import { isIPv4, isIPv6 } from 'node:net'
-import { FormatRegistry, Type, type Static, type TSchema } from '@sinclair/typebox'
+import { FormatRegistry, Type, type Static } from '@sinclair/typebox'
+import { DEFAULT_CONFIG_PATH, DEFAULT_KEY_FILE_NAME, DEFAULT_TOKEN_FILE_NAME, LISTEN_FORMAT, parseListenAddress, type ListenAddress, type ParseListenResult } from './common.ts'
+import { configTables as tablesOf, describeType, simulationOverlay as overlayOf, type ConfigKeyInfo, type ConfigTableInfo, type JsonSchema } from './tables.ts'
 import { LorawanSourceSection } from './sections/lorawan.ts'
-import { ArchiveSinkSection, HttpSinkSection, MqttSinkSection, W3bstreamSinkSection } from './sections/sinks.ts'
+import { AnchorSinkSection, ArchiveSinkSection, HttpSinkSection, MqttSinkSection, W3bstreamSinkSection } from './sections/sinks.ts'
 import { BleSourceSection } from './sections/ble.ts'
 import { MqttSourceSection } from './sections/mqtt.ts'
 import { GpioSourceSection } from './sections/gpio.ts'
@@ -35,78 +36,8 @@ export type SimSensorKind = (typeof SIM_SENSOR_KINDS)[number]
 export const CLOCK_SYNC_CHECKS = ['timedatectl', 'none'] as const
 export type ClockSyncCheck = (typeof CLOCK_SYNC_CHECKS)[number]
 
-/** Where the gateway looks for its config file when none is named. `FIELDPROOF_CONFIG` overrides it. */
-export const DEFAULT_CONFIG_PATH = '/etc/fieldproof/fieldproof.toml'
-
-/** File names inside the state directory used when `key_file` / `token_file` are empty. */
-export const DEFAULT_KEY_FILE_NAME = 'gateway.key'
-export const DEFAULT_TOKEN_FILE_NAME = 'api-token'
-
-// ---------------------------------------------------------------------------
-// HOST:PORT listen addresses
-
-/** A parsed listen address. `host` is without brackets (`::1`, not `[::1]`). */
-export interface ListenAddress {
-  readonly host: string
-  readonly port: number
-}
-
-export type ParseListenResult = { readonly ok: true; readonly value: ListenAddress } | { readonly ok: false; readonly reason: string }
-
-const HOSTNAME_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/
-
-function checkHostname(host: string): string | null {
-  if (host.length > 253) return 'host name longer than 253 characters'
-  if (/^[0-9.]+$/.test(host)) return `"${host}" is not a valid IPv4 address`
-  for (const label of host.split('.')) {
-    if (!HOSTNAME_LABEL.test(label)) return `"${host}" is not a valid IPv4 address or host name`
-  }
-  return null
-}
-
-/**
- * Parse a listen address: `HOST:PORT` with an IPv4 address, a bracketed IPv6
- * address (`[::1]:8080`) or a host name, and a port from 0 to 65535 (0: the
- * kernel picks a free port).
- *
- * @example parseListenAddress('127.0.0.1:8080') // { ok: true, value: { host: '127.0.0.1', port: 8080 } }
- */
-export function parseListenAddress(text: string): ParseListenResult {
-  const fail = (reason: string): ParseListenResult => ({
-    ok: false,
-    reason: `${reason}; expected HOST:PORT, e.g. "0.0.0.0:8080", "127.0.0.1:8080" or "[::1]:8080"`,
-  })
-  let host: string
-  let portText: string
-  if (text.startsWith('[')) {
-    const close = text.indexOf(']')
-    if (close < 0) return fail('missing "]" after the IPv6 address')
-    host = text.slice(1, close)
-    if (text[close + 1] !== ':') return fail('missing ":PORT" after "]"')
-    portText = text.slice(close + 2)
-    if (!isIPv6(host)) return fail(`"${host}" is not a valid IPv6 address`)
-  } else {
-    const colon = text.lastIndexOf(':')
-    if (colon < 0) return fail('missing ":PORT"')
-    host = text.slice(0, colon)
-    portText = text.slice(colon + 1)
-    if (host === '') return fail('missing host (use 0.0.0.0 for every interface, 127.0.0.1 for this machine only)')
-    if (host.includes(':')) return fail('an IPv6 address must be in brackets')
-    if (!isIPv4(host)) {
-      const reason = checkHostname(host)
-      if (reason !== null) return fail(reason)
-    }
-  }
-  if (!/^[0-9]{1,5}$/.test(portText)) return fail(portText === '' ? 'missing port' : `port "${portText}" is not a number`)
-  const port = Number(portText)
-  // Port 0 asks the kernel for a free port (tests, several gateways side by side); the chosen port is logged.
-  if (port > 65535) return fail(`port ${port} is out of range 0..65535`)
-  return { ok: true, value: { host, port } }
-}
-
-/** The JSON Schema `format` name of listen addresses. */
-export const LISTEN_FORMAT = 'host-port'
 if (!FormatRegistry.Has(LISTEN_FORMAT)) FormatRegistry.Set(LISTEN_FORMAT, (v) => parseListenAddress(v).ok)
+export { DEFAULT_CONFIG_PATH, DEFAULT_KEY_FILE_NAME, DEFAULT_TOKEN_FILE_NAME, LISTEN_FORMAT, parseListenAddress, type ListenAddress, type ParseListenResult }
 
 /** Gateway names: safe in file names, metric labels and URLs. */
 const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$'
@@ -209,6 +140,11 @@ export const StoreSection = Type.Object(
       minimum: 1,
       maximum: 100_000,
     }),
+    commit_worker: Type.Boolean({
+      description:
+        'Write and fsync each group commit on a worker thread that owns the write transaction, so the event loop keeps serving sensors while the storage syncs (acknowledgements still wait for the commit). Costs about 20 MB of memory and some CPU for the hand-off; worth it where fsync is slow (SD cards) and a core is free. false commits on the event loop (docs/mqtt.md).',
+      default: false,
+    }),
   },
   table('The SQLite store: retention window, size cap, group commit.'),
 )
@@ -303,7 +239,7 @@ export const SourcesSection = Type.Object(
 // `[sinks.http]` in the file then enables the sink; a name not declared here
 // is still rejected as an unknown key.
 export const SinksSection = Type.Object(
-  { http: HttpSinkSection, w3bstream: W3bstreamSinkSection, mqtt: MqttSinkSection, archive: ArchiveSinkSection },
+  { http: HttpSinkSection, w3bstream: W3bstreamSinkSection, mqtt: MqttSinkSection, archive: ArchiveSinkSection, anchor: AnchorSinkSection },
   table('Where sealed batches go. One sub-table per sink; enabled = true turns it on. Each has its own cursor, retries and status.'),
 )
 
@@ -326,110 +262,16 @@ export const ConfigSchema = Type.Object(
 export type Config = Static<typeof ConfigSchema>
 
 // ---------------------------------------------------------------------------
-// Schema walking, shared by the template, the docs and the loader
+// Reading the schema (tables.ts): here bound to ConfigSchema.
 
-/** One key of a table, as the template and the docs show it. */
-export interface ConfigKeyInfo {
-  /** Dotted path, e.g. `api.listen`. */
-  readonly path: string
-  readonly name: string
-  /** Human-readable type, e.g. `integer (1..65535)`, `"info" | "warn"`. */
-  readonly type: string
-  readonly description: string
-  readonly default: unknown
-  /** Present when simulation mode uses another default. */
-  readonly simulationDefault?: unknown
-  readonly schema: TSchema
-}
-
-/** One table (`[gateway]`, `[sources.sim]`, ...) and its scalar keys. */
-export interface ConfigTableInfo {
-  /** Dotted path, e.g. `sources.sim`. */
-  readonly path: string
-  readonly description: string
-  readonly keys: readonly ConfigKeyInfo[]
-  /** Whether it has sub-tables. */
-  readonly hasSubTables: boolean
-}
-
-function isTable(s: TSchema): boolean {
-  return s['type'] === 'object' && s['properties'] !== undefined
-}
-
-function literalValues(s: TSchema): unknown[] | null {
-  const anyOf = s['anyOf'] as TSchema[] | undefined
-  if (anyOf === undefined || !anyOf.every((m) => m['const'] !== undefined)) return null
-  return anyOf.map((m) => m['const'])
-}
-
-/** A human-readable name of a schema's type, as used in docs and error messages. */
-export function describeType(s: TSchema): string {
-  const literals = literalValues(s)
-  if (literals !== null) return literals.map((v) => JSON.stringify(v)).join(' | ')
-  const t = s['type']
-  if (t === 'array') {
-    const items = s['items'] as TSchema
-    const inner = describeType(items)
-    return `array of ${literalValues(items) !== null ? `(${inner})` : inner}`
-  }
-  if (t === 'integer' || t === 'number') {
-    const min = s['minimum'] as number | undefined
-    const max = s['maximum'] as number | undefined
-    if (min !== undefined && max !== undefined) return `${t} (${min}..${max})`
-    if (min !== undefined) return `${t} (>= ${min})`
-    if (max !== undefined) return `${t} (<= ${max})`
-    return t
-  }
-  if (t === 'string' && s['format'] === LISTEN_FORMAT) return 'string (HOST:PORT)'
-  if (t === 'object') return 'table'
-  return String(t)
-}
+export { describeType, type ConfigKeyInfo, type ConfigTableInfo }
 
 /** Every table of the schema, depth first, in declaration order. */
-export function configTables(schema: TSchema = ConfigSchema): ConfigTableInfo[] {
-  const out: ConfigTableInfo[] = []
-  const visit = (s: TSchema, path: string[]): void => {
-    const props = s['properties'] as Record<string, TSchema>
-    const keys: ConfigKeyInfo[] = []
-    const subs: [string, TSchema][] = []
-    for (const [name, child] of Object.entries(props)) {
-      if (isTable(child)) {
-        subs.push([name, child])
-        continue
-      }
-      const info: ConfigKeyInfo = {
-        path: [...path, name].join('.'),
-        name,
-        type: describeType(child),
-        description: String(child['description'] ?? ''),
-        default: child['default'],
-        schema: child,
-        ...('simulationDefault' in child ? { simulationDefault: child['simulationDefault'] } : {}),
-      }
-      keys.push(info)
-    }
-    if (path.length > 0) {
-      out.push({ path: path.join('.'), description: String(s['description'] ?? ''), keys, hasSubTables: subs.length > 0 })
-    }
-    for (const [name, child] of subs) visit(child, [...path, name])
-  }
-  visit(schema, [])
-  return out
+export function configTables(schema: JsonSchema = ConfigSchema): ConfigTableInfo[] {
+  return tablesOf(schema)
 }
 
 /** The keys whose default differs in simulation mode, as a partial config to lay under the defaults. */
-export function simulationOverlay(schema: TSchema = ConfigSchema): Record<string, unknown> {
-  const overlay: Record<string, unknown> = {}
-  for (const t of configTables(schema)) {
-    for (const k of t.keys) {
-      if (!('simulationDefault' in k)) continue
-      let node = overlay
-      for (const part of t.path.split('.')) {
-        const next = (node[part] ??= {}) as Record<string, unknown>
-        node = next
-      }
-      node[k.name] = structuredClone(k.simulationDefault)
-    }
-  }
-  return overlay
+export function simulationOverlay(schema: JsonSchema = ConfigSchema): Record<string, unknown> {
+  return overlayOf(schema)
 }

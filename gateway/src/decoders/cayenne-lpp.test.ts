@@ -3,7 +3,8 @@ import { checkMetric, METRIC_NAME_RE } from '../core/units.ts'
 import { safeDecode } from '../core/decoder.ts'
 import { cayenneLpp, decodeCayenneLpp, LPP_TYPES } from './cayenne-lpp.ts'
 import { CAYENNE_LPP_VECTORS } from './cayenne-lpp.vectors.ts'
-import { DECODERS, decodersFor, findDecoder } from './index.ts'
+import { decodersFor, findDecoder } from './index.ts'
+import { DECODER_VECTORS } from './vectors.ts'
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, 'hex'))
 const decodeAll = (b: Uint8Array) => {
@@ -129,6 +130,6 @@ t.test('registered under the LoRaWAN payloads', async (t) => {
   t.equal(findDecoder('cayenne-lpp'), cayenneLpp)
   t.ok(decodersFor({ transport: 'lorawan', fPort: 1 }).includes(cayenneLpp))
   t.notOk(decodersFor({ transport: 'ble' }).includes(cayenneLpp))
-  const entry = DECODERS.find((d) => d.decoder.id === 'cayenne-lpp')
+  const entry = DECODER_VECTORS.find((d) => d.decoder.id === 'cayenne-lpp')
   t.equal(entry?.vectors, CAYENNE_LPP_VECTORS)
 })

@@ -12,7 +12,7 @@
 import t from 'tap'
 import type { DecodeFailureCode, DecodeOptions, DecodeResult, Decoder, DecoderVector, RawFrame } from '../core/decoder.ts'
 import { checkMetric } from '../core/units.ts'
-import { DECODERS } from './index.ts'
+import { DECODER_VECTORS as DECODERS } from './vectors.ts'
 
 const FAILURE_CODES: ReadonlySet<DecodeFailureCode> = new Set<DecodeFailureCode>([
   'truncated',

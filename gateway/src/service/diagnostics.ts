@@ -29,7 +29,7 @@ import { hexToBytes } from '../core/hex.ts'
 import { hashPersonalMessage } from '../core/proof.ts'
 import type { Hex } from '../core/types.ts'
 import type { LoadedConfig } from '../config/load.ts'
-import { parseListenAddress } from '../config/schema.ts'
+import { parseListenAddress } from '../config/common.ts'
 import { addressOf, readKey } from '../identity/key-file.ts'
 
 export const DIAGNOSTICS_FORMAT = 'fieldproof-diagnostics/1'

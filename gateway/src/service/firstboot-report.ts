@@ -4,8 +4,43 @@
 // from <state_dir>/firstboot-report.json (the owner's copy stays in
 // /home/admin/firstboot-report.txt).
 
+import { readFileSync } from 'node:fs'
+import type { Hex } from '../core/types.ts'
 import { writeFileAtomic } from '../fs/atomic.ts'
-import { readReport, type FirstbootReport } from './firstboot.ts'
+
+/** The report's file name in the state directory. */
+export const REPORT_FILE_NAME = 'firstboot-report.json'
+
+/** What first boot did; kept as <state_dir>/firstboot-report.json and shown once on the status page. */
+export interface FirstbootReport {
+  readonly version: 1
+  /** ISO time the file was applied. */
+  readonly appliedAt: string
+  readonly hostname: string
+  /** The gateway's Ethereum address (restored or generated). */
+  readonly gatewayAddress: Hex
+  readonly keyRestored: boolean
+  readonly urls: { readonly statusPage: string; readonly api: string; readonly nodeRed: string; readonly ssh: string }
+  readonly wifi: { readonly ssid: string; readonly country: string } | null
+  /** Passwords generated because the file named none (only until shown on the status page). */
+  readonly generatedPasswords: { readonly nodeRed?: string }
+  /** Settings applied, in order, e.g. "hostname", "wifi", "gateway config". */
+  readonly applied: readonly string[]
+  /** Where the API bearer token is (the gateway writes it on its first start). */
+  readonly apiTokenFile: string
+  /** Set when the status page has shown the report (the passwords are then removed from this file). */
+  readonly shownAt?: string
+}
+
+/** Read a report, or undefined when absent or unreadable. */
+export function readReport(path: string): FirstbootReport | undefined {
+  try {
+    const r = JSON.parse(readFileSync(path, 'utf8')) as FirstbootReport
+    return r.version === 1 ? r : undefined
+  } catch {
+    return undefined
+  }
+}
 
 /** What /api/v1/status says about the report. */
 export type FirstbootReportState = 'none' | 'unseen' | 'shown'

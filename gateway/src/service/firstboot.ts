@@ -46,12 +46,14 @@ import { LORAWAN_REGIONS } from '../config/sections/lorawan.ts'
 import { fsyncDir, writeFileAtomic } from '../fs/atomic.ts'
 import { addressOf, generatePrivateKey, parsePrivateKey } from '../identity/key-file.ts'
 import { decryptKeystore } from '../identity/keystore.ts'
+import { readReport, REPORT_FILE_NAME, type FirstbootReport } from './firstboot-report.ts'
+
+export { readReport, REPORT_FILE_NAME, type FirstbootReport }
 
 /** Name of the owner's file on the boot partition. */
 export const FIRSTBOOT_FILE = 'fieldproof.toml'
 /** What it is renamed to once applied. */
 export const FIRSTBOOT_APPLIED_FILE = 'fieldproof.toml.applied'
-export const REPORT_FILE_NAME = 'firstboot-report.json'
 export const ADMIN_USER = 'admin'
 export const ADMIN_HOME = '/home/admin'
 export const NODERED_AUTH_FILE = '/etc/node-red/admin-auth.json'
@@ -126,27 +128,6 @@ export const FirstbootKeystoreSection = Type.Object(
 )
 
 export type FirstbootSystem = Static<typeof FirstbootSystemSection>
-
-/** What first boot did; kept as <state_dir>/firstboot-report.json and shown once on the status page. */
-export interface FirstbootReport {
-  readonly version: 1
-  /** ISO time the file was applied. */
-  readonly appliedAt: string
-  readonly hostname: string
-  /** The gateway's Ethereum address (restored or generated). */
-  readonly gatewayAddress: Hex
-  readonly keyRestored: boolean
-  readonly urls: { readonly statusPage: string; readonly api: string; readonly nodeRed: string; readonly ssh: string }
-  readonly wifi: { readonly ssid: string; readonly country: string } | null
-  /** Passwords generated because the file named none (only until shown on the status page). */
-  readonly generatedPasswords: { readonly nodeRed?: string }
-  /** Settings applied, in order, e.g. "hostname", "wifi", "gateway config". */
-  readonly applied: readonly string[]
-  /** Where the API bearer token is (the gateway writes it on its first start). */
-  readonly apiTokenFile: string
-  /** Set when the status page has shown the report (the passwords are then removed from this file). */
-  readonly shownAt?: string
-}
 
 /** Options of {@link runFirstboot}. */
 export interface FirstbootOptions {
@@ -609,18 +590,6 @@ function liveActions(sys: FirstbootSystem, log: (line: string) => void): void {
   if (sys.wifi_ssid !== undefined) {
     run('systemctl', ['daemon-reload'])
     run('systemctl', ['--no-block', 'start', 'wpa_supplicant@wlan0.service'])
-  }
-}
-
-/** Read a report, or undefined when absent or unreadable. */
-export function readReport(path: string): FirstbootReport | undefined {
-  const t = readText(path)
-  if (t === undefined) return undefined
-  try {
-    const r = JSON.parse(t) as FirstbootReport
-    return r.version === 1 ? r : undefined
-  } catch {
-    return undefined
   }
 }
 

@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto'
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { loadConfig } from '../config/load.ts'
-import { DEFAULT_CONFIG_PATH, parseListenAddress } from '../config/schema.ts'
+import { DEFAULT_CONFIG_PATH, parseListenAddress } from '../config/common.ts'
 import { fsyncDir } from '../fs/atomic.ts'
 import { BundleError, loadPublicKey, readPayload, verifyBundle, type ReleaseManifest } from './release-bundle.ts'
 

@@ -1,4 +1,5 @@
 import { DECODERS, findDecoder } from '../../decoders/index.ts'
+import { DECODER_VECTORS } from '../../decoders/vectors.ts'
 import { safeDecode, type DecodeOptions, type RawFrame } from '../../core/decoder.ts'
 import { jsonText, str, UsageError, type Command } from '../cli.ts'
 
@@ -56,7 +57,7 @@ Exit status: 0 decoded, 1 rejected, 2 usage error.
 `,
   run(args, io) {
     if (args.values['list']) {
-      const rows = DECODERS.map(({ decoder: d, vectors }) => ({ id: d.id, transport: d.match.transport, input: d.input, match: d.match, vectors: vectors.length, description: d.description }))
+      const rows = DECODER_VECTORS.map(({ decoder: d, vectors }) => ({ id: d.id, transport: d.match.transport, input: d.input, match: d.match, vectors: vectors.length, description: d.description }))
       io.out(jsonText(rows))
       return 0
     }

@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { parseListenAddress } from '../../config/schema.ts'
+import { parseListenAddress } from '../../config/common.ts'
 import { Receiver, ReceiverServer } from '../../receiver/receiver.ts'
 import { str, UsageError, type Command } from '../cli.ts'
 

@@ -1,5 +1,5 @@
 import { loadConfig } from '../../config/load.ts'
-import { parseListenAddress } from '../../config/schema.ts'
+import { parseListenAddress } from '../../config/common.ts'
 import { FieldproofError } from '../../core/errors.ts'
 import { CONFIG_OPTIONS, jsonText, str, type Command } from '../cli.ts'
 
