@@ -73,7 +73,7 @@ t.test('restart keeps the chain; a pending anchor is lost and sent again', async
 
   await register(fx, 1, 2)
   const first = await fx.send(1, 'anchor', [1n, 2n, root('a1')])
-  const blockBefore = await fx.client.getBlockNumber()
+  const blockBefore = await fx.client.getBlockNumber({ cacheTime: 0 }) // uncached: viem caches the head for its polling interval
   const { port, rpcUrl, pid } = fx.anvil
 
   await fx.anvil.restart()
@@ -81,7 +81,7 @@ t.test('restart keeps the chain; a pending anchor is lost and sent again', async
   t.equal(fx.anvil.rpcUrl, rpcUrl, 'same URL: the gateway config stays valid')
   t.not(fx.anvil.pid, pid, 'a new process')
   t.ok(existsSync(stateFile), 'state written on stop')
-  t.equal(await fx.client.getBlockNumber(), blockBefore, 'blocks survive')
+  t.equal(await fx.client.getBlockNumber({ cacheTime: 0 }), blockBefore, 'blocks survive')
   t.equal((await fx.client.getTransactionReceipt({ hash: first.transactionHash })).status, 'success', 'receipts survive')
   t.equal(await read('lastAnchoredBatchId', [gw]), 2n, 'contract storage survives')
   t.equal(await read('ownerOf', [gw]), fx.account(2).address)

@@ -408,7 +408,7 @@ export class AnchorSink implements Sink {
       if (!isNotFound(err)) throw err
     }
     if (receipt && receipt.status === 'success') {
-      const head = await this.#client.getBlockNumber()
+      const head = await this.#client.getBlockNumber({ cacheTime: 0 })
       const depth = Number(head - receipt.blockNumber + 1n)
       this.#inflightConfirmations = depth
       if (depth < o.confirmations) {

@@ -142,7 +142,7 @@ export async function verifyOnChain(bundle: unknown, opts: ChainVerifyOptions): 
           detail: `batch ${q.batchId} is in anchor ${onChain} (batches ${a.firstBatchId} … ${a.lastBatchId}), but the bundle carries no anchor.batchProof: fetch the bundle again from the gateway`,
         }
       }
-      const head = await c.getBlockNumber()
+      const head = await c.getBlockNumber({ cacheTime: 0 })
       found = { anchorId: onChain.toString(), firstBatchId: a.firstBatchId.toString(), lastBatchId: a.lastBatchId.toString(), blockNumber: a.blockNumber.toString(), confirmations: Number(head - a.blockNumber + 1n) }
       return { ok: true, detail: `batch ${q.batchId} is in anchor ${onChain} (batches ${a.firstBatchId} … ${a.lastBatchId}, block ${a.blockNumber})` }
     },
@@ -160,7 +160,7 @@ export async function verifyOnChain(bundle: unknown, opts: ChainVerifyOptions): 
         : { ok: false, detail: `verifyReading(seq ${q.seq}, batch ${q.batchId}, anchor ${anchorId}) is false: the reading or batch path does not lead to the anchored root` }
     },
     confirmations: async () => {
-      const head = await (client as PublicClient).getBlockNumber()
+      const head = await (client as PublicClient).getBlockNumber({ cacheTime: 0 })
       const depth = Number(head - blockNumber + 1n)
       return depth >= want
         ? { ok: true, detail: `${depth} confirmations (at least ${want} required)` }
