@@ -161,7 +161,11 @@ t.test('device protocol version 2 over MQTT and HTTP in a real gateway', async (
   await t.test('registered by address: the key is learned from the first version-2 message', async (t) => {
     const post = (m: SignedMessage) => fetch(`${g.url}/api/v1/devices/node-addr/readings`, { method: 'POST', headers: { 'content-type': SIGNED_JSON_MEDIA_TYPE }, body: encodeSignedJson(m) })
     t.equal((await post(signBody({ version: 2, deviceId: 'node-addr', counter: 1n, metrics: [] }, secp256k1.utils.randomPrivateKey()))).status, 401, 'another key is refused')
-    t.equal((await post(signBody({ version: 2, deviceId: 'node-addr', counter: 1n, metrics: [{ name: 'temperature_c', unit: 'Cel', value: 5 }] }, key2))).status, 201)
+    // The first message carries the other recovery id: (r, s) still verifies under the registered address.
+    const first = signBody({ version: 2, deviceId: 'node-addr', counter: 1n, metrics: [{ name: 'temperature_c', unit: 'Cel', value: 5 }] }, key2)
+    const flipped = first.signature.slice()
+    flipped[64] = flipped[64] === 27 ? 28 : 27
+    t.equal((await post({ ...first, signature: flipped })).status, 201, 'learned from a first message with the other v')
     t.equal((await post(signBody({ version: 2, deviceId: 'node-addr', counter: 2n, metrics: [] }, key2))).status, 201, 'then checked with the learned key')
     const rows = await readings(g, 'node-addr')
     t.equal(rows.length, 2)

@@ -296,8 +296,9 @@ export class DeviceRegistry {
     let valid: boolean
     if (key) valid = await this.#pool.verify(message.body, message.signature, key.publicKey)
     else {
-      // Registered by address: learn the key from the first message that recovers to it.
-      const rec = recoverSignedMessageKey(message)
+      // Registered by address: learn the key from the first message that recovers to it
+      // (version 2: with either recovery id, as the proof bundle's check does).
+      const rec = recoverSignedMessageKey(message, entry.address)
       valid = rec !== undefined && rec.address.toLowerCase() === entry.address
       if (valid && rec) {
         key = rec
