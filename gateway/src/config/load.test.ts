@@ -271,6 +271,11 @@ t.test('command-line overrides lay over the file and are validated the same way'
   t.equal(config.gateway.state_dir, join(cwd, 'gw2'), '--state-dir relative to the current directory')
   t.equal(config.identity.key_file, join(cwd, 'gw2', 'gateway.key'), 'default key file follows the state dir')
   t.equal(config.api.listen, '127.0.0.1:8081')
+  const st = load({ path: file, cwd, overrides: { listen: { 'lorawan-station': '127.0.0.1:3101', lorawan: '127.0.0.1:1701' } } })
+  t.equal(st.config.sources.lorawan.station.listen, '127.0.0.1:3101', '--lorawan-station-listen')
+  t.equal(st.config.sources.lorawan.listen, '127.0.0.1:1701', '--lorawan-listen')
+  const es = configError(t, () => load({ path: file, overrides: { listen: { 'lorawan-station': 'nowhere' } } }), 'CONFIG_INVALID')
+  t.match(es.message, /^--lorawan-station-listen: sources\.lorawan\.station\.listen: invalid listen address "nowhere"/)
 
   const sim = load({ cwd, overrides: { stateDir: '/tmp/gw3', listen: { http: undefined } } })
   t.equal(sim.simulation, true)

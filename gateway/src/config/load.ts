@@ -28,6 +28,7 @@ import { applyDefaults, schemaErrors, type JsonSchema, type SchemaError } from '
 export const LISTEN_OVERRIDES = {
   http: { flag: '--http-listen', path: ['api', 'listen'] },
   lorawan: { flag: '--lorawan-listen', path: ['sources', 'lorawan', 'listen'] },
+  'lorawan-station': { flag: '--lorawan-station-listen', path: ['sources', 'lorawan', 'station', 'listen'] },
   mqtt: { flag: '--mqtt-listen', path: ['sources', 'mqtt', 'listen'] },
 } as const satisfies Record<string, { flag: string; path: readonly string[] }>
 

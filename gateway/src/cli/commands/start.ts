@@ -7,9 +7,10 @@ import { CONFIG_OPTIONS, str, type Command } from '../cli.ts'
 export const startCommand: Command = {
   name: 'start',
   summary: 'run the gateway (simulation mode when there is no config file)',
-  options: { ...CONFIG_OPTIONS, 'http-listen': { type: 'string' }, 'lorawan-listen': { type: 'string' }, 'mqtt-listen': { type: 'string' } },
+  options: { ...CONFIG_OPTIONS, 'http-listen': { type: 'string' }, 'lorawan-listen': { type: 'string' }, 'lorawan-station-listen': { type: 'string' }, 'mqtt-listen': { type: 'string' } },
   help: `Usage: fieldproof start [--config PATH] [--state-dir DIR] [--http-listen HOST:PORT]
-                       [--lorawan-listen HOST:PORT] [--mqtt-listen HOST:PORT]
+                       [--lorawan-listen HOST:PORT] [--lorawan-station-listen HOST:PORT]
+                       [--mqtt-listen HOST:PORT]
 
 Run the gateway until SIGTERM or SIGINT, then stop intake, commit, seal the
 open batch and exit 0 (within 5 seconds).
@@ -23,6 +24,8 @@ Options:
       --state-dir DIR        state directory (database, key, token), overrides the config
       --http-listen HOST:PORT  HTTP API address, overrides [api] listen
       --lorawan-listen HOST:PORT  Semtech UDP address, overrides [sources.lorawan] listen
+      --lorawan-station-listen HOST:PORT
+                               Basics Station LNS address, overrides [sources.lorawan.station] listen
       --mqtt-listen HOST:PORT  MQTT broker address, overrides [sources.mqtt] listen
   -h, --help                 this help
 
@@ -31,7 +34,7 @@ Several gateways can run side by side with distinct --state-dir and --http-liste
   async run(args, io) {
     const loaded = loadConfig({
       path: str(args.values['config']),
-      overrides: { stateDir: str(args.values['state-dir']), listen: { http: str(args.values['http-listen']), lorawan: str(args.values['lorawan-listen']), mqtt: str(args.values['mqtt-listen']) } },
+      overrides: { stateDir: str(args.values['state-dir']), listen: { http: str(args.values['http-listen']), lorawan: str(args.values['lorawan-listen']), 'lorawan-station': str(args.values['lorawan-station-listen']), mqtt: str(args.values['mqtt-listen']) } },
       env: io.env,
       cwd: io.cwd,
     })
