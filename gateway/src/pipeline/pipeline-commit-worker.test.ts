@@ -17,7 +17,11 @@ import { openPipeline, reading, TEST_ADDRESS } from '../../../test/helpers/readi
 import type { Counter } from './metrics.ts'
 import { signedBatchFromRow } from './proofs.ts'
 
-const turn = () => new Promise<void>((r) => setImmediate(r))
+/** Until the pipeline has sent what is queued: it commits on the second check phase after the first reading. */
+const turn = async (): Promise<void> => {
+  await new Promise<void>((r) => setImmediate(r))
+  await new Promise<void>((r) => setImmediate(r))
+}
 
 /** Every reading's leaf is leafHash(seq, keccak(canonical)); every batch is signed, rooted in its leaves, linked, gap-free. */
 function checkStore(t: Test, store: Store): void {
