@@ -11,6 +11,7 @@ import { applyDefaults, satisfies, schemaErrors, type SchemaErrorKind } from './
 import { loadConfig } from './load.ts'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { rng } from '../../../test/helpers/fuzz.ts'
 
 const KIND: Partial<Record<ValueErrorType, SchemaErrorKind>> = {
   [ValueErrorType.Object]: 'object',
@@ -34,17 +35,6 @@ const KIND: Partial<Record<ValueErrorType, SchemaErrorKind>> = {
   [ValueErrorType.ArrayMinItems]: 'min-items',
   [ValueErrorType.ArrayMaxItems]: 'max-items',
   [ValueErrorType.ArrayUniqueItems]: 'unique-items',
-}
-
-/** A small deterministic PRNG (mulberry32), so a failure can be replayed from its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = Math.imul(a ^ (a >>> 15), 1 | a)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 type Json = Record<string, unknown>

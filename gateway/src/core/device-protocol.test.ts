@@ -26,6 +26,7 @@ import {
 } from './device-protocol.ts'
 import { bytesToHex, hexToBytes, keccak_256, publicKeyToAddress } from './hex.ts'
 import { verifyProofBundle } from './proof.ts'
+import { rng, signatureVariants } from '../../../test/helpers/fuzz.ts'
 
 interface ValidVector {
   name: string
@@ -49,17 +50,6 @@ interface VectorFile {
   }
 }
 const V = JSON.parse(readFileSync(new URL('../../../test/vectors/device-protocol.json', import.meta.url), 'utf8')) as VectorFile
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 t.test('vectors: encoding, digest, deterministic signature, both wire forms', async (t) => {
   const key = hexToBytes(V.privateKey, 32)
@@ -125,7 +115,6 @@ t.test('strict decoding: only canonical bodies', async (t) => {
 
 t.test('the node:crypto path agrees with recovery on valid, forged and malleated signatures', async (t) => {
   const verifier = new DeviceVerifier()
-  const N = secp256k1.CURVE.n
   const rand = rng(7)
   let disagreements = 0
   let accepted = 0
@@ -133,22 +122,9 @@ t.test('the node:crypto path agrees with recovery on valid, forged and malleated
     const key = secp256k1.utils.randomPrivateKey()
     const pub = secp256k1.getPublicKey(key, false)
     const m = signBody({ deviceId: `dev-${i}`, counter: BigInt(i + 1), metrics: [{ name: 'temperature_c', unit: 'Cel', value: i / 3 }] }, key)
-    const variants: Uint8Array[] = [m.signature]
-    const flipV = m.signature.slice()
-    flipV[64] = flipV[64] === 27 ? 28 : 27
-    variants.push(flipV)
-    const v01 = m.signature.slice()
-    v01[64] = (v01[64] as number) - 27
-    variants.push(v01)
-    const s = BigInt(bytesToHex(m.signature.subarray(32, 64)))
-    const high = m.signature.slice()
-    high.set(hexToBytes('0x' + (N - s).toString(16).padStart(64, '0')), 32)
-    high[64] = high[64] === 27 ? 28 : 27 // high s with the matching v: valid for proof.ts
-    variants.push(high)
-    const bitflip = m.signature.slice()
-    const at = Math.floor(rand() * 64)
-    bitflip[at] = (bitflip[at] as number) ^ (1 << Math.floor(rand() * 8))
-    variants.push(bitflip)
+    const x = signatureVariants(m.signature, rand)
+    // x.highS: high s with the matching v, valid for proof.ts
+    const variants = [m.signature, x.flipV, x.v01, x.highS, x.bitflip]
     for (const sig of variants) {
       const ref = recoverSignedMessageKey({ body: m.body, signature: sig })?.address === parseDevicePublicKey(pub)?.address
       const fast = verifier.verify(m.body, sig, pub)
@@ -321,7 +297,6 @@ t.test('v2 variants: every verifier reaches the decision the vector states', asy
 
 t.test('v2: the node:crypto path agrees with the noble reference on valid, forged and malleated signatures', async (t) => {
   const verifier = new DeviceVerifier()
-  const N = secp256k1.CURVE.n
   const rand = rng(21)
   let disagreements = 0
   let accepted = 0
@@ -330,27 +305,10 @@ t.test('v2: the node:crypto path agrees with the noble reference on valid, forge
     const key = secp256k1.utils.randomPrivateKey()
     const pub = secp256k1.getPublicKey(key, false)
     const m = signBody({ version: 2, deviceId: `dev-${i}`, counter: BigInt(i + 1), metrics: [{ name: 'temperature_c', unit: 'Cel', value: i / 3 }] }, key)
-    const variants: Uint8Array[] = [m.signature]
-    const flipV = m.signature.slice()
-    flipV[64] = flipV[64] === 27 ? 28 : 27
-    variants.push(flipV) // accepted: v is a hint
-    const v01 = m.signature.slice()
-    v01[64] = (v01[64] as number) - 27
-    variants.push(v01)
-    const s = BigInt(bytesToHex(m.signature.subarray(32, 64)))
-    const high = m.signature.slice()
-    high.set(hexToBytes('0x' + (N - s).toString(16).padStart(64, '0')), 32)
-    high[64] = high[64] === 27 ? 28 : 27
-    variants.push(high)
-    const bitflip = m.signature.slice()
-    const at = Math.floor(rand() * 64)
-    bitflip[at] = (bitflip[at] as number) ^ (1 << Math.floor(rand() * 8))
-    variants.push(bitflip)
-    const zeroR = m.signature.slice()
-    zeroR.fill(0, 0, 32)
-    variants.push(zeroR)
+    const x = signatureVariants(m.signature, rand)
     const v1sig = signBody({ deviceId: `dev-${i}`, counter: BigInt(i + 1), metrics: [{ name: 'temperature_c', unit: 'Cel', value: i / 3 }] }, key).signature
-    variants.push(v1sig) // the EIP-191 signature of the same fields
+    // x.flipV is accepted (v is a hint); v1sig is the EIP-191 signature of the same fields
+    const variants = [m.signature, x.flipV, x.v01, x.highS, x.bitflip, x.zeroR, v1sig]
     for (const sig of variants) {
       const ref = nobleV2Accepts(m.body, sig, pub)
       const fast = verifier.verify(m.body, sig, pub)

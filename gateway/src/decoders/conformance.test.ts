@@ -13,6 +13,7 @@ import t from 'tap'
 import type { DecodeFailureCode, DecodeOptions, DecodeResult, Decoder, DecoderVector, RawFrame } from '../core/decoder.ts'
 import { checkMetric } from '../core/units.ts'
 import { DECODER_VECTORS as DECODERS } from './vectors.ts'
+import { rng } from '../../../test/helpers/fuzz.ts'
 
 const FAILURE_CODES: ReadonlySet<DecodeFailureCode> = new Set<DecodeFailureCode>([
   'truncated',
@@ -24,18 +25,6 @@ const FAILURE_CODES: ReadonlySet<DecodeFailureCode> = new Set<DecodeFailureCode>
   'out-of-range',
   'not-matched',
 ])
-
-/** Deterministic PRNG (mulberry32) so a failing input can be reproduced from the seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 function concreteTopic(pattern: string): string {
   return pattern.replace(/\+/g, 'dev1').replace(/#/g, 'a/b')

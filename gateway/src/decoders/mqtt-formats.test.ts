@@ -12,23 +12,13 @@ import { shellyDecoder } from './shelly.ts'
 import { SHELLY_VECTORS } from './shelly.vectors.ts'
 import { tasmotaDecoder } from './tasmota.ts'
 import { TASMOTA_VECTORS } from './tasmota.vectors.ts'
+import { rng } from '../../../test/helpers/fuzz.ts'
 
 const SETS: [Decoder, readonly DecoderVector[], string[]][] = [
   [tasmotaDecoder, TASMOTA_VECTORS, ['tele/dev/SENSOR', 'tele/dev/STATE']],
   [esphomeDecoder, ESPHOME_VECTORS, ['node/sensor/room_temperature/state', 'node/binary_sensor/hall_motion/state', 'node/switch/relay/state']],
   [shellyDecoder, SHELLY_VECTORS, ['shelly1/status/switch:0', 'shelly1/status/temperature:0', 'shelly1/events/rpc']],
 ]
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 for (const [decoder, vectors] of SETS) {
   t.test(`${decoder.id}: vectors decode exactly`, async (t) => {

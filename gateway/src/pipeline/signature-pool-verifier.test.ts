@@ -9,9 +9,10 @@ import t from 'tap'
 import { readFileSync } from 'node:fs'
 import { secp256k1 } from '@noble/curves/secp256k1'
 import { DeviceVerifier, parseDevicePublicKey, parseSignedMessage, recoverSignedMessageKey, signBody } from '../core/device-protocol.ts'
-import { bytesToHex, hexToBytes, publicKeyToAddress } from '../core/hex.ts'
+import { hexToBytes, publicKeyToAddress } from '../core/hex.ts'
 import { FastDeviceVerifier, multiplyBase } from './signature-pool-verifier.ts'
 import { SignaturePool } from './signature-pool.ts'
+import { rng, signatureVariants } from '../../../test/helpers/fuzz.ts'
 
 const V = JSON.parse(readFileSync(new URL('../../../test/vectors/device-protocol.json', import.meta.url), 'utf8')) as {
   publicKey: string
@@ -20,17 +21,6 @@ const V = JSON.parse(readFileSync(new URL('../../../test/vectors/device-protocol
   v2: { valid: { name: string; encoded: string; signature: string }[]; variants: { name: string; binary: string; expect: string }[] }
 }
 const N = secp256k1.CURVE.n
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 t.test('multiplyBase equals noble multiplication', async (t) => {
   const rand = rng(3)
@@ -67,31 +57,8 @@ t.test('agrees with recovery on valid, forged and malleated signatures', async (
     const key = secp256k1.utils.randomPrivateKey()
     const pub = secp256k1.getPublicKey(key, false)
     const m = signBody({ deviceId: `dev-${i}`, counter: BigInt(i + 1), metrics: [{ name: 'temperature_c', unit: 'Cel', value: i / 7 }] }, key)
-    const variants: Uint8Array[] = [m.signature]
-    const flipV = m.signature.slice()
-    flipV[64] = flipV[64] === 27 ? 28 : 27
-    variants.push(flipV)
-    const v01 = m.signature.slice()
-    v01[64] = (v01[64] as number) - 27
-    variants.push(v01)
-    const s = BigInt(bytesToHex(m.signature.subarray(32, 64)))
-    const high = m.signature.slice()
-    high.set(hexToBytes('0x' + (N - s).toString(16).padStart(64, '0')), 32)
-    high[64] = high[64] === 27 ? 28 : 27
-    variants.push(high)
-    const bitflip = m.signature.slice()
-    const at = Math.floor(rand() * 64)
-    bitflip[at] = (bitflip[at] as number) ^ (1 << Math.floor(rand() * 8))
-    variants.push(bitflip)
-    const zeroR = m.signature.slice()
-    zeroR.fill(0, 0, 32)
-    variants.push(zeroR)
-    const bigS = m.signature.slice()
-    bigS.set(hexToBytes('0x' + N.toString(16).padStart(64, '0')), 32)
-    variants.push(bigS)
-    const badV = m.signature.slice()
-    badV[64] = 29
-    variants.push(badV)
+    const x = signatureVariants(m.signature, rand)
+    const variants = [m.signature, x.flipV, x.v01, x.highS, x.bitflip, x.zeroR, x.bigS, x.badV]
     for (const sig of variants) {
       const ref = recoverSignedMessageKey({ body: m.body, signature: sig })?.address === parseDevicePublicKey(pub)?.address
       const fast = v.verify(m.body, sig, pub)
@@ -150,28 +117,8 @@ t.test('version 2: agrees with DeviceVerifier and with recovery by address on va
     const pub = secp256k1.getPublicKey(key, false)
     const address = publicKeyToAddress(pub)
     const m = signBody({ version: 2, deviceId: `dev-${i}`, counter: BigInt(i + 1), metrics: [{ name: 'temperature_c', unit: 'Cel', value: i / 7 }] }, key)
-    const variants: Uint8Array[] = [m.signature]
-    const flipV = m.signature.slice()
-    flipV[64] = flipV[64] === 27 ? 28 : 27
-    variants.push(flipV)
-    const v01 = m.signature.slice()
-    v01[64] = (v01[64] as number) - 27
-    variants.push(v01)
-    const s = BigInt(bytesToHex(m.signature.subarray(32, 64)))
-    const high = m.signature.slice()
-    high.set(hexToBytes('0x' + (N - s).toString(16).padStart(64, '0')), 32)
-    high[64] = high[64] === 27 ? 28 : 27
-    variants.push(high)
-    const bitflip = m.signature.slice()
-    const at = Math.floor(rand() * 64)
-    bitflip[at] = (bitflip[at] as number) ^ (1 << Math.floor(rand() * 8))
-    variants.push(bitflip)
-    const zeroS = m.signature.slice()
-    zeroS.fill(0, 32, 64)
-    variants.push(zeroS)
-    const badV = m.signature.slice()
-    badV[64] = 29
-    variants.push(badV)
+    const x = signatureVariants(m.signature, rand)
+    const variants = [m.signature, x.flipV, x.v01, x.highS, x.bitflip, x.zeroS, x.badV]
     for (const sig of variants) {
       const ref = recoverSignedMessageKey({ body: m.body, signature: sig }, address)?.address === address
       const f = fast.verify(m.body, sig, pub)
