@@ -30,6 +30,7 @@ import { parseArgs } from 'node:util'
 import { setTimeout as sleep } from 'node:timers/promises'
 import mqtt from 'mqtt'
 import { ROOT, runCli } from '../test/helpers/gateway-process.ts'
+import { freePort } from '../test/helpers/ports.ts'
 
 const { values } = parseArgs({
   options: {
@@ -65,14 +66,6 @@ const SECONDS = Number(values.seconds)
 const CLIENTS = Number(values.clients)
 const ROUNDS = Number(values.rounds)
 const WINDOW = 20
-
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
-  const port = (s.address() as { port: number }).port
-  await new Promise((r) => s.close(r))
-  return port
-}
 
 async function waitPort(port: number): Promise<void> {
   for (let i = 0; i < 200; i++) {

@@ -25,7 +25,6 @@
 
 import { createPrivateKey, createPublicKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -39,6 +38,7 @@ import { FastDeviceVerifier } from '../gateway/src/pipeline/signature-pool-verif
 import { SignaturePool } from '../gateway/src/pipeline/signature-pool.ts'
 import { Store } from '../gateway/src/store/store.ts'
 import { startGateway } from '../test/helpers/gateway-process.ts'
+import { freePort } from '../test/helpers/ports.ts'
 
 const { values } = parseArgs({
   options: {
@@ -149,14 +149,6 @@ async function checks(top: number): Promise<void> {
   row("v2 (SHA-256), the pool's FastDeviceVerifier, inline", v2fast)
   row('v2 (SHA-256), SignaturePool, 1 worker (process CPU)', pooled)
   row('v1 by recovery, pure JS (@noble/curves), for reference', noble)
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
-  const port = (s.address() as { port: number }).port
-  await new Promise((r) => s.close(r))
-  return port
 }
 
 /** An MQTT 5 client logged in as a signed device (retried while the listener comes up). */

@@ -14,7 +14,6 @@
 import t from 'tap'
 import mqtt from 'mqtt'
 import { writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { secp256k1 } from '@noble/curves/secp256k1'
@@ -22,14 +21,7 @@ import { encodeSignedBinary, encodeSignedJson, signBody, SIGNED_JSON_MEDIA_TYPE,
 import { bytesToHex, hexToBytes, publicKeyToAddress } from '../../gateway/src/core/hex.ts'
 import { verifyProofBundle } from '../../gateway/src/core/proof.ts'
 import { runCli, startGateway, type GatewayProcess } from '../helpers/gateway-process.ts'
-
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
-  const port = (s.address() as { port: number }).port
-  await new Promise((r) => s.close(r))
-  return port
-}
+import { freePort } from '../helpers/ports.ts'
 
 function config(port: number): string {
   return `[batch]

@@ -7,7 +7,6 @@
 import t from 'tap'
 import Database from 'better-sqlite3'
 import mqtt from 'mqtt'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { verifySignedBatch } from '../../gateway/src/core/batch.ts'
@@ -15,16 +14,9 @@ import { decodeReading, leafHash } from '../../gateway/src/core/canonical.ts'
 import { bytesToHex } from '../../gateway/src/core/hex.ts'
 import { buildMerkleTree } from '../../gateway/src/core/merkle.ts'
 import { startGateway } from '../helpers/gateway-process.ts'
+import { freePort } from '../helpers/ports.ts'
 
 const RUNS = 3
-
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
-  const port = (s.address() as { port: number }).port
-  await new Promise((r) => s.close(r))
-  return port
-}
 
 const config = (port: number) => `[batch]
 max_readings = 50

@@ -10,7 +10,7 @@ import { userInfo } from 'node:os'
 import Database from 'better-sqlite3'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer, connect as tcpConnect } from 'node:net'
+import { connect as tcpConnect } from 'node:net'
 import { createServer as createHttpServer } from 'node:http'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -20,14 +20,7 @@ import { decodeWire, encodeWire } from '../../gateway/src/pipeline/upstream-wire
 import type { SinkBatch } from '../../gateway/src/pipeline/sink.ts'
 import { Receiver } from '../../gateway/src/receiver/receiver.ts'
 import { startGateway, postReadings, type GatewayProcess } from '../helpers/gateway-process.ts'
-
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as { port: number }).port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
+import { freePort } from '../helpers/ports.ts'
 
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms

@@ -7,23 +7,15 @@
 import t from 'tap'
 import { createHash, generateKeyPairSync } from 'node:crypto'
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, rmSync, readdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { BUNDLE_MAGIC, openBundle, writeBundle } from '../../gateway/src/service/release-bundle.ts'
 import { ROOT, runCli } from '../helpers/gateway-process.ts'
+import { freePort } from '../helpers/ports.ts'
 
 const run = promisify(execFile)
-
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as { port: number }).port
-  await new Promise((r) => s.close(r))
-  return port
-}
 
 /** The "gateway" of a release: answers /api/v1/status with its RELEASE.json version, or exits at once when broken. */
 function serverScript(broken: boolean): string {

@@ -9,7 +9,6 @@
 import t from 'tap'
 import { createSocket } from 'node:dgram'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import type { NetworkInterfaceInfo } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -17,6 +16,7 @@ import { pino } from 'pino'
 import makeMdns from 'multicast-dns'
 import dnsPacket, { type Packet } from 'dns-packet'
 import { MDNS_GROUP, MdnsAnnouncer, answersFor, chooseInterface, gatewayServices, questionClass, serviceRecords, type MdnsRecord } from './mdns.ts'
+import { freePort } from '../../../test/helpers/ports.ts'
 
 const NS_ENV = 'FIELDPROOF_TEST_NET_NS'
 const ADDRESS = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8'
@@ -180,14 +180,6 @@ if (process.env[NS_ENV] !== '1') {
     await waitFor(() => records(p.responses.slice(bye)).some((r) => r.ttl === 0))
     t.pass('goodbye on SIGTERM')
   })
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1')
-  await once(s, 'listening')
-  const port = (s.address() as { port: number }).port
-  await new Promise((r) => s.close(r))
-  return port
 }
 
 async function waitFor(cond: () => boolean, timeoutMs = 5000): Promise<void> {

@@ -5,7 +5,7 @@ import t from 'tap'
 import { userInfo } from 'node:os'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer, connect as tcpConnect } from 'node:net'
+import { connect as tcpConnect } from 'node:net'
 import { writeFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import pino from 'pino'
@@ -16,16 +16,9 @@ import { SinkRunner, SinkRunners } from '../../pipeline/sink-runner.ts'
 import { decodeWire } from '../../pipeline/upstream-wire.ts'
 import { openPipeline, reading, TEST_ADDRESS } from '../../../../test/helpers/readings.ts'
 import { expandTopic, MqttSink } from './mqtt.ts'
+import { freePort } from '../../../../test/helpers/ports.ts'
 
 const MOSQUITTO = '/usr/sbin/mosquitto'
-
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as { port: number }).port
-  await new Promise<void>((r) => s.close(() => r()))
-  return port
-}
 
 async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
   const end = Date.now() + ms
