@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pino from 'pino'
 import WebSocket from 'ws'
-import { aesKey, deriveSessionKeys10, type AesKey } from '../../gateway/src/core/lorawan/crypto.ts'
+import { deriveSessionKeys10 } from '../../gateway/src/core/lorawan/crypto.ts'
 import { buildDataFrame, buildJoinRequest, decodeCfListFrequencies, openJoinAccept, type DataFrameSpec } from '../../gateway/src/core/lorawan/phy.ts'
 import { decodeReading } from '../../gateway/src/core/canonical.ts'
 import type { Reading } from '../../gateway/src/core/types.ts'
@@ -25,16 +25,11 @@ import { LorawanSource, type LorawanSectionConfig } from '../../gateway/src/sour
 import { gpsTimeUs, maxIfHz, parseJsonExact, type Sx1301Conf } from '../../gateway/src/sources/lorawan/station/protocol.ts'
 import type { StationSectionConfig } from '../../gateway/src/sources/lorawan/station/server.ts'
 import { openPipeline } from '../helpers/readings.ts'
+import { APP_KEY, APP_SKEY, DEV_EUI, JOIN_EUI, k, lorawanConfig, NWK_SKEY, until } from '../helpers/lorawan.ts'
 
-const APP_KEY = '2b7e151628aed2a6abf7158809cf4f3c'
-const DEV_EUI = '0004a30b001c0530'
-const JOIN_EUI = '70b3d57ed0000000'
-const NWK_SKEY = '44024241ed4ce9a68c6a8bc055233fd3'
-const APP_SKEY = 'ec925802ae430ca77fd3dd73cb2cc588'
 const ROUTER = 'b827ebfffe61a4c2'
 const TOKEN = 'NNSXS.station-token-for-tests'
 const XTIME = 12666373963464220n // 54 bits: beyond a double, as real stations send
-const k = (h: string): AesKey => aesKey(h) as AesKey
 const silent = pino({ level: 'silent' })
 
 function stationConfig(over: Partial<StationSectionConfig> = {}): StationSectionConfig {
@@ -42,24 +37,7 @@ function stationConfig(over: Partial<StationSectionConfig> = {}): StationSection
 }
 
 function config(station: StationSectionConfig, over: Partial<LorawanSectionConfig> = {}): LorawanSectionConfig {
-  return {
-    enabled: true,
-    listen: '127.0.0.1:0',
-    region: 'EU868',
-    net_id: '000000',
-    gateway_euis: [],
-    max_forwarders: 256,
-    dedup_window_ms: 50,
-    rx1_delay_s: 1,
-    downlink_lead_ms: 100,
-    gps_clock: true,
-    codec_timeout_ms: 50,
-    codec_memory_mb: 32,
-    witness: { enabled: false, dev_addr_prefixes: [], net_ids: [] },
-    relay: { upstreams: [], max_forwarders: 64 },
-    station,
-    ...over,
-  }
+  return lorawanConfig({ dedup_window_ms: 50, station, ...over })
 }
 
 interface Harness {
@@ -102,14 +80,6 @@ async function start(t: Test, cfg: LorawanSectionConfig, dir: string): Promise<H
 
 const counter = (h: Harness, name: string, labels: Record<string, string>): number =>
   (h.metrics as unknown as { counter(n: string, h: string): { get(l: Record<string, string>): number } }).counter(name, '').get(labels)
-
-async function until(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
 
 /** The station's side of a WebSocket: JSON messages in, queued JSON messages out. */
 class StationClient {

@@ -10,7 +10,7 @@ import t, { type Test } from 'tap'
 import dgram from 'node:dgram'
 import { once } from 'node:events'
 import pino from 'pino'
-import { aesKey, deriveSessionKeys10, type AesKey } from '../../gateway/src/core/lorawan/crypto.ts'
+import { deriveSessionKeys10 } from '../../gateway/src/core/lorawan/crypto.ts'
 import { buildDataFrame, buildJoinRequest, decodeCfListFrequencies, openJoinAccept, parsePhyPayload, verifyDataFrameMic, type DataFrameSpec } from '../../gateway/src/core/lorawan/phy.ts'
 import type { Reading } from '../../gateway/src/core/types.ts'
 import { decodeReading } from '../../gateway/src/core/canonical.ts'
@@ -23,36 +23,13 @@ import { EU868_CFLIST_FREQS_HZ } from '../../gateway/src/sources/lorawan/region.
 import { buildDatagram } from '../../gateway/src/sources/lorawan/semtech-udp.ts'
 import { PacketForwarder, rxpkFor } from '../helpers/packet-forwarder.ts'
 import { openPipeline } from '../helpers/readings.ts'
+import { APP_KEY, APP_SKEY, DEV_EUI, JOIN_EUI, k, lorawanConfig, NWK_SKEY, until } from '../helpers/lorawan.ts'
 
-const APP_KEY = '2b7e151628aed2a6abf7158809cf4f3c'
-const DEV_EUI = '0004a30b001c0530'
-const JOIN_EUI = '70b3d57ed0000000'
-const NWK_SKEY = '44024241ed4ce9a68c6a8bc055233fd3'
-const APP_SKEY = 'ec925802ae430ca77fd3dd73cb2cc588'
 const GW1 = 'aa555a0000000001'
 const GW2 = 'aa555a0000000002'
-const k = (h: string): AesKey => aesKey(h) as AesKey
 const silent = pino({ level: 'silent' })
 
-function config(over: Partial<LorawanSectionConfig> = {}): LorawanSectionConfig {
-  return {
-    enabled: true,
-    listen: '127.0.0.1:0',
-    region: 'EU868',
-    net_id: '000000',
-    gateway_euis: [],
-    max_forwarders: 256,
-    dedup_window_ms: 100,
-    rx1_delay_s: 1,
-    downlink_lead_ms: 100,
-    gps_clock: true,
-    codec_timeout_ms: 50,
-    codec_memory_mb: 32,
-    witness: { enabled: false, dev_addr_prefixes: [], net_ids: [] },
-    relay: { upstreams: [], max_forwarders: 64 },
-    ...over,
-  }
-}
+const config = lorawanConfig
 
 interface Harness {
   store: Store
@@ -133,14 +110,6 @@ function addAbp(store: Store, id: string, devAddr: string, over: Record<string, 
     secret: JSON.stringify({ nwkSKey: NWK_SKEY, appSKey: APP_SKEY }),
   })
   if (state) store.touchDevice(id, { state: JSON.stringify(state) })
-}
-
-async function until(cond: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((r) => setTimeout(r, 10))
-  }
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
