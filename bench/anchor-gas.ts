@@ -28,6 +28,7 @@ import { sinkBatchFromStore } from '../gateway/src/pipeline/sink-runner.ts'
 import { AnchorSink } from '../gateway/src/sinks/anchor/anchor.ts'
 import { anvilAccount, startAnvil } from '../test/helpers/anvil.ts'
 import { openPipeline, reading, TEST_ADDRESS, TEST_KEY } from '../test/helpers/readings.ts'
+import { anchorDomain, REGISTRATION_FIELDS } from '../gateway/src/sinks/anchor/registration.ts'
 
 const LEAF = ['uint64', 'bytes32']
 const READINGS_PER_BATCH = 1000
@@ -91,13 +92,8 @@ export async function runAnchorGasBench(repetitions = 3): Promise<AnchorGasRepor
 
     const deployed = await wait(await wallet(0).deployContract({ abi, bytecode: artifact.bytecode as Hex }))
     const address = getAddress(deployed.contractAddress ?? '0x')
-    const domain = { name: 'FieldproofAnchor', version: '1', chainId: anvil.chainId, verifyingContract: address } as const
-    const fields = [
-      { name: 'gateway', type: 'address' },
-      { name: 'owner', type: 'address' },
-      { name: 'nonce', type: 'uint256' },
-      { name: 'deadline', type: 'uint256' },
-    ] as const
+    const domain = anchorDomain(anvil.chainId, address)
+    const fields = REGISTRATION_FIELDS
     const deadline = (await client.getBlock()).timestamp + 3600n
 
     // registration by the gateway (owner's claim) and by the owner (gateway's consent)
@@ -188,13 +184,8 @@ async function measureSink(
     const chain = { ...foundry, id: anvil.chainId }
     const gwWallet = createWalletClient({ account: privateKeyToAccount(TEST_KEY), chain, transport: http(anvil.rpcUrl) })
     const deadline = (await client.getBlock()).timestamp + 3600n
-    const domain = { name: 'FieldproofAnchor', version: '1', chainId: anvil.chainId, verifyingContract: address } as const
-    const fields = [
-      { name: 'gateway', type: 'address' },
-      { name: 'owner', type: 'address' },
-      { name: 'nonce', type: 'uint256' },
-      { name: 'deadline', type: 'uint256' },
-    ] as const
+    const domain = anchorDomain(anvil.chainId, address)
+    const fields = REGISTRATION_FIELDS
     const claim = await owner.signTypedData({ domain, types: { GatewayClaim: fields }, primaryType: 'GatewayClaim', message: { gateway: TEST_ADDRESS, owner: owner.address, nonce: 0n, deadline } })
     await client.waitForTransactionReceipt({ hash: await gwWallet.writeContract({ address, abi, functionName: 'registerWithClaim', args: [owner.address, deadline, claim] }) })
 

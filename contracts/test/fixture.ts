@@ -19,6 +19,7 @@ import artifact from '../artifacts/FieldproofAnchor.json' with { type: 'json' }
 import { fieldproofAnchorAbi } from '../artifacts/FieldproofAnchor.abi.ts'
 import { anvilAccount, startAnvil } from '../../test/helpers/anvil.ts'
 import type { Anvil, AnvilOptions } from '../../test/helpers/anvil.ts'
+import { anchorDomain, REGISTRATION_FIELDS } from '../../gateway/src/sinks/anchor/registration.ts'
 
 export { fieldproofAnchorAbi }
 export const abi = fieldproofAnchorAbi
@@ -88,15 +89,8 @@ export async function setup(t: { teardown(fn: () => unknown): void }, opts: Anvi
 
 /** EIP-712 domain of a deployed FieldproofAnchor. */
 export function domainOf(fx: { chainId: number; address: Address }) {
-  return { name: 'FieldproofAnchor', version: '1', chainId: fx.chainId, verifyingContract: fx.address } as const
+  return anchorDomain(fx.chainId, fx.address)
 }
-
-const registrationFields = [
-  { name: 'gateway', type: 'address' },
-  { name: 'owner', type: 'address' },
-  { name: 'nonce', type: 'uint256' },
-  { name: 'deadline', type: 'uint256' },
-] as const
 
 /** Fields of a GatewayClaim or GatewayConsent message. */
 export interface Registration {
@@ -112,7 +106,7 @@ export function signClaim(
   domain: ReturnType<typeof domainOf>,
   message: Registration,
 ): Promise<Hex> {
-  return signer.signTypedData({ domain, types: { GatewayClaim: registrationFields }, primaryType: 'GatewayClaim', message })
+  return signer.signTypedData({ domain, types: { GatewayClaim: REGISTRATION_FIELDS }, primaryType: 'GatewayClaim', message })
 }
 
 /** The gateway's GatewayConsent signature, presented by the owner to registerGateway. */
@@ -121,7 +115,7 @@ export function signConsent(
   domain: ReturnType<typeof domainOf>,
   message: Registration,
 ): Promise<Hex> {
-  return signer.signTypedData({ domain, types: { GatewayConsent: registrationFields }, primaryType: 'GatewayConsent', message })
+  return signer.signTypedData({ domain, types: { GatewayConsent: REGISTRATION_FIELDS }, primaryType: 'GatewayConsent', message })
 }
 
 /** Latest block timestamp + `seconds`. */

@@ -20,6 +20,7 @@ import { proofForSeq } from '../../pipeline/proofs.ts'
 import { AnchorState } from '../../sinks/anchor/state.ts'
 import { Store } from '../../store/store.ts'
 import { CONFIG_OPTIONS, jsonText, str, UsageError, type Command, type Io, type ParsedArgs } from '../cli.ts'
+import { anchorDomain, REGISTRATION_FIELDS } from '../../sinks/anchor/registration.ts'
 
 const RECEIPT_TIMEOUT_MS = 180_000
 const ZERO = '0x0000000000000000000000000000000000000000'
@@ -106,13 +107,6 @@ async function requireContract(client: PublicClient, contract: Hex, id: number):
   if (code === undefined || code === '0x') throw new FieldproofError('NOT_FOUND', `there is no contract at ${contract} on chain ${id} (deploy one with fieldproof chain deploy)`)
 }
 
-const registrationFields = [
-  { name: 'gateway', type: 'address' },
-  { name: 'owner', type: 'address' },
-  { name: 'nonce', type: 'uint256' },
-  { name: 'deadline', type: 'uint256' },
-] as const
-
 /** The owner's GatewayClaim for `gateway` (docs/anchor-contract.md, "Registration"). */
 async function signClaim(client: PublicClient, owner: Account, id: number, contract: Hex, gateway: Hex, validS: number): Promise<ClaimFile> {
   if (!owner.signTypedData) throw new FieldproofError('INTERNAL', 'the owner account cannot sign typed data')
@@ -120,8 +114,8 @@ async function signClaim(client: PublicClient, owner: Account, id: number, contr
   const block = await client.getBlock({ blockTag: 'latest' })
   const deadline = block.timestamp + BigInt(validS)
   const signature = await owner.signTypedData({
-    domain: { name: 'FieldproofAnchor', version: '1', chainId: id, verifyingContract: contract },
-    types: { GatewayClaim: registrationFields },
+    domain: anchorDomain(id, contract),
+    types: { GatewayClaim: REGISTRATION_FIELDS },
     primaryType: 'GatewayClaim',
     message: { gateway, owner: owner.address, nonce, deadline },
   })
