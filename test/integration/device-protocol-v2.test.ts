@@ -22,21 +22,9 @@ import { bytesToHex, hexToBytes, publicKeyToAddress } from '../../gateway/src/co
 import { verifyProofBundle } from '../../gateway/src/core/proof.ts'
 import { runCli, startGateway, type GatewayProcess } from '../helpers/gateway-process.ts'
 import { freePort } from '../helpers/ports.ts'
+import { mqttGatewayConfig } from '../helpers/mqtt.ts'
 
-function config(port: number): string {
-  return `[batch]
-max_readings = 1000
-max_age_seconds = 1
-[clock]
-sync_check = "none"
-[sources.sim]
-enabled = false
-[sources.mqtt]
-enabled = true
-listen = "127.0.0.1:${port}"
-signature_workers = 1
-`
-}
+const config = mqttGatewayConfig
 
 interface Row {
   seq: string

@@ -21,23 +21,11 @@ import { bytesToHex, publicKeyToAddress } from '../../gateway/src/core/hex.ts'
 import { verifyProofBundle } from '../../gateway/src/core/proof.ts'
 import { runCli, startGateway, type GatewayProcess } from '../helpers/gateway-process.ts'
 import { freePort } from '../helpers/ports.ts'
+import { mqttGatewayConfig } from '../helpers/mqtt.ts'
 
 const MOSQUITTO_PUB = '/usr/bin/mosquitto_pub'
 
-function config(port: number): string {
-  return `[batch]
-max_readings = 1000
-max_age_seconds = 1
-[clock]
-sync_check = "none"
-[sources.sim]
-enabled = false
-[sources.mqtt]
-enabled = true
-listen = "127.0.0.1:${port}"
-signature_workers = 1
-`
-}
+const config = mqttGatewayConfig
 
 function mosquittoPub(args: string[]): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
