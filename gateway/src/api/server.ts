@@ -249,7 +249,7 @@ export class ApiServer {
         const q = url.searchParams
         const limit = parseUint(q.get('limit'), 'limit', 1000) ?? 100
         const order = q.get('order') === 'desc' ? 'desc' : 'asc'
-        const rows = this.#o.pipeline.store.queryReadings({
+        const page = this.#o.pipeline.store.readingsPage({
           ...(q.get('device') ? { deviceId: q.get('device') as string } : {}),
           ...(q.get('source') ? { source: q.get('source') as string } : {}),
           ...(parseSince(q.get('since')) !== undefined ? { sinceMs: parseSince(q.get('since')) as number } : {}),
@@ -257,8 +257,7 @@ export class ApiServer {
           limit,
           order,
         })
-        const last = rows[rows.length - 1]
-        send(res, 200, { readings: rows.map(readingOut), next: rows.length === limit && last ? last.seq.toString() : null })
+        send(res, 200, { readings: page.rows.map(readingOut), next: page.next === undefined ? null : page.next.toString() })
       } else if ((r = /^\/api\/v1\/readings\/(\d{1,19})$/.exec(path))) {
         route = 'reading'
         const row = this.#o.pipeline.store.reading(BigInt(r[1] as string))

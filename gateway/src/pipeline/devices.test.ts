@@ -1,5 +1,6 @@
 // DeviceRegistry: a counter is never accepted twice, also when the device
-// row was not updated before a crash (the readings table is the truth);
+// row was not updated before a crash (device_counters, written with the
+// reading, is the truth);
 // concurrent messages of one device are decided in arrival order.
 
 import t from 'tap'
@@ -28,7 +29,7 @@ t.test('counters survive a lost device-row update', async (t) => {
   t.equal(JSON.parse(store.device('n1')!.state).counter, undefined, 'device row not yet updated')
   const b = new DeviceRegistry({ store, metrics, log, verifyWorkers: 0 })
   const again = await b.ingestSigned(enc(encodeSignedJson(signBody({ deviceId: 'n1', counter: 5n, metrics: [{ name: 'count', unit: 'count', value: 1 }] }, key))), { source: 'mqtt', received: received(), ingest })
-  t.same(again.ok ? 'ok' : again.cause, 'replay', 'counter 5 refused from the readings table')
+  t.same(again.ok ? 'ok' : again.cause, 'replay', 'counter 5 refused from device_counters')
   await a.close()
   t.equal(JSON.parse(store.device('n1')!.state).counter, '5', 'device row written on close')
   await b.close()

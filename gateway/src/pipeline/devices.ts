@@ -9,8 +9,9 @@
 // - counters are never accepted twice, across crashes too: a counter is
 //   reserved before ingest, becomes the device's high-water mark once the
 //   reading is durable, and on start the mark is rebuilt from the device
-//   row AND from the device's newest stored signed reading (the readings
-//   table is the durable truth; the row is updated lazily);
+//   row AND from device_counters, which the store writes in the same
+//   transaction as each signed reading (the durable truth; the row is
+//   updated lazily);
 // - last seen time and accept/reject counts per device (devices table),
 //   written in one transaction per second, never one fsync per message.
 
@@ -230,19 +231,21 @@ export class DeviceRegistry {
     } catch {
       // a broken state column is rebuilt from the readings below
     }
-    // The readings table is the durable truth: a crash between the commit and
-    // the lazy device-row update must not let a counter be accepted twice.
-    for (const r of this.#o.store.queryReadings({ deviceId, order: 'desc', limit: 200 })) {
+    // device_counters is written in the same transaction as each signed
+    // reading: a crash between the commit and the lazy device-row update
+    // must not let a counter be accepted twice.
+    const stored = this.#o.store.deviceCounter(deviceId)
+    if (stored && stored.counter > durable) {
+      durable = stored.counter
+      lastId = undefined
+      const row = this.#o.store.reading(stored.seq)
       try {
-        const reading = decodeReading(r.canonical)
-        if (reading.auth.kind !== 'device-signature') continue
-        if (reading.auth.counter > durable) {
-          durable = reading.auth.counter
-          lastId = reading.raw ? signedMessageId({ body: reading.raw, signature: Uint8Array.from(Buffer.from(reading.auth.signature.slice(2), 'hex')) }) : undefined
+        const reading = row ? decodeReading(row.canonical) : undefined
+        if (reading?.raw && reading.auth.kind === 'device-signature') {
+          lastId = signedMessageId({ body: reading.raw, signature: Uint8Array.from(Buffer.from(reading.auth.signature.slice(2), 'hex')) })
         }
-        break
       } catch {
-        continue
+        // pruned or unreadable: an identical resend is then refused as a replay, never stored twice
       }
     }
     c = { durable, lastId, inflight: new Map(), chain: Promise.resolve() }

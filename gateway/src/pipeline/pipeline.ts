@@ -25,7 +25,7 @@ import { buildMerkleTree } from '../core/merkle.ts'
 import { FieldproofError, isFieldproofError } from '../core/errors.ts'
 import { bytesToHex, keccak256 } from '../core/hex.ts'
 import type { BatchHeader, Hex, Reading, SignedBatch } from '../core/types.ts'
-import { CommitWorker, type CommitOutcome } from '../store/commit-worker.ts'
+import { CommitWorker, type CommitOutcome, type CommitRow } from '../store/commit-worker.ts'
 import type { Store } from '../store/store.ts'
 import { ReadingBus } from './bus.ts'
 import type { MetricsRegistry, Counter, Histogram } from './metrics.ts'
@@ -97,6 +97,8 @@ interface OpenLeaf {
 const COMMITS_IN_FLIGHT = 2
 const ZERO_HASH = ('0x' + '00'.repeat(32)) as Hex
 const hexToBytes = (h: Hex): Uint8Array => new Uint8Array(Buffer.from(h.slice(2), 'hex'))
+/** A device-signed reading's counter, stored with it for replay protection (DeviceRegistry). */
+const counterOf = (r: Reading): bigint | undefined => (r.auth.kind === 'device-signature' ? r.auth.counter : undefined)
 
 export interface PipelineState {
   readonly pending: number
@@ -275,7 +277,7 @@ export class Pipeline {
       // Reserved now; after a failure the seqs are re-read from the store.
       this.#nextSeq = first + BigInt(items.length)
       this.#inFlight += items.length
-      const rows = items.map((p) => ({ deviceId: p.reading.deviceId, source: p.reading.source, receivedMs: p.reading.received.wallMs, canonical: p.canonical }))
+      const rows = items.map((p): CommitRow => ({ deviceId: p.reading.deviceId, source: p.reading.source, receivedMs: p.reading.received.wallMs, canonical: p.canonical, counter: counterOf(p.reading) }))
       w.commit(first, rows, (o) => this.#afterCommitThread(items, first, o))
     }
   }
@@ -373,6 +375,7 @@ export class Pipeline {
         canonical: p.canonical,
         // leafHash(seq, canonical), with the WebAssembly Keccak for readings of any length.
         leaf: leafHashOf(seq, keccak256(p.canonical)),
+        counter: counterOf(p.reading),
       }
     })
     try {

@@ -7,7 +7,8 @@
 //
 // Wire format (one message per job, the byte buffer transferred):
 //   { id, firstSeq, deviceIds[], sources[], receivedMs: Float64Array,
-//     bytes: Uint8Array (canonical encodings back to back), ends: Uint32Array }
+//     bytes: Uint8Array (canonical encodings back to back), ends: Uint32Array,
+//     counters: [row index, device counter][] (device-signed rows only) }
 // Answer: { id, ok: true, leaves: Uint8Array (32 bytes per row) } or
 //         { id, ok: false, message, code, full }.
 // After posting an answer the thread bumps the shared counter and notifies,
@@ -28,6 +29,8 @@ export interface CommitJob {
   /** Canonical encodings back to back; row i is bytes[ends[i-1] ?? 0, ends[i]). */
   readonly bytes: Uint8Array
   readonly ends: Uint32Array
+  /** [row index, device counter] of the device-signed rows. */
+  readonly counters: readonly (readonly [number, bigint])[]
 }
 
 /** The commit thread's answer to one job. */
@@ -78,6 +81,7 @@ function commit(job: CommitJob): void {
       rows[i] = { seq, deviceId: job.deviceIds[i] as string, source: job.sources[i] as string, receivedMs: job.receivedMs[i] as number, canonical, leaf }
       start = end
     }
+    for (const [i, counter] of job.counters) rows[i] = { ...(rows[i] as ReadingRow), counter }
     store.insertReadings(rows)
   } catch (e) {
     const message = String((e as Error).message)

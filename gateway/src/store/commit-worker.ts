@@ -29,6 +29,8 @@ export interface CommitRow {
   readonly source: string
   readonly receivedMs: number
   readonly canonical: Uint8Array
+  /** The device counter of a device-signed reading (Store.insertReadings). */
+  readonly counter?: bigint | undefined
 }
 
 /** The outcome of one group commit; `leaves` holds the 32-byte leaf of each row, in order. */
@@ -155,6 +157,7 @@ export class CommitWorker {
     const receivedMs = new Float64Array(rows.length)
     const deviceIds = new Array<string>(rows.length)
     const sources = new Array<string>(rows.length)
+    const counters: [number, bigint][] = []
     let at = 0
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i] as CommitRow
@@ -164,8 +167,9 @@ export class CommitWorker {
       receivedMs[i] = r.receivedMs
       deviceIds[i] = r.deviceId
       sources[i] = r.source
+      if (r.counter !== undefined) counters.push([i, r.counter])
     }
-    const job: CommitJob = { id: this.#nextId++, firstSeq, deviceIds, sources, receivedMs, bytes, ends }
+    const job: CommitJob = { id: this.#nextId++, firstSeq, deviceIds, sources, receivedMs, bytes, ends, counters }
     this.#inFlight.push({ id: job.id, thread, done })
     // Keep the process alive while an answer is owed.
     thread.port.ref()

@@ -2,10 +2,15 @@
 // migration runs in its own transaction. Never edit a released migration:
 // add the next one.
 
+import type Database from 'better-sqlite3'
+import { decodeReading } from '../core/canonical.ts'
+
 export interface Migration {
   readonly version: number
   readonly description: string
   readonly sql: string
+  /** Runs after `sql`, in the same transaction. */
+  readonly run?: (db: Database.Database) => void
 }
 
 export const MIGRATIONS: readonly Migration[] = [
@@ -108,6 +113,37 @@ export const MIGRATIONS: readonly Migration[] = [
         PRIMARY KEY (chain_id, contract, first_batch_id)
       ) WITHOUT ROWID;
     `,
+  },
+  {
+    version: 4,
+    description: 'device counters written with each signed reading; no per-device index on readings (fewer pages per commit)',
+    sql: `
+      CREATE TABLE device_counters (
+        device_id TEXT    PRIMARY KEY,
+        counter   TEXT    NOT NULL,
+        seq       INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+    // The newest device-signed reading of each signed device, found through
+    // the index this migration then drops (the way the registry found it).
+    run(db) {
+      const newest = db.prepare<[string], { seq: bigint; canonical: Buffer }>('SELECT seq, canonical FROM readings WHERE device_id = ? ORDER BY seq DESC LIMIT 200').safeIntegers(true)
+      const insert = db.prepare<[string, string, bigint]>('INSERT INTO device_counters (device_id, counter, seq) VALUES (?, ?, ?)')
+      for (const { id } of db.prepare<[], { id: string }>("SELECT id FROM devices WHERE kind = 'signed'").all()) {
+        for (const r of newest.all(id)) {
+          let auth
+          try {
+            auth = decodeReading(new Uint8Array(r.canonical)).auth
+          } catch {
+            continue
+          }
+          if (auth.kind !== 'device-signature') continue
+          insert.run(id, auth.counter.toString(), r.seq)
+          break
+        }
+      }
+      db.exec('DROP INDEX readings_device')
+    },
   },
 ]
 

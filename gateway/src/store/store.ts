@@ -17,6 +17,18 @@ export interface ReadingRow {
   readonly receivedMs: number
   readonly canonical: Uint8Array
   readonly leaf: Uint8Array
+  /**
+   * The device counter of a device-signed reading. Recorded in
+   * device_counters in the same transaction as the reading, so replay
+   * protection never depends on a later write.
+   */
+  readonly counter?: bigint | undefined
+}
+
+/** The newest device-signed reading of a device: its counter and seq. */
+export interface DeviceCounter {
+  readonly counter: bigint
+  readonly seq: bigint
 }
 
 export interface BatchRow {
@@ -68,6 +80,10 @@ export interface ReadingQuery {
   readonly limit: number
   readonly order?: 'asc' | 'desc'
 }
+
+/** Stored readings examined at most by one filtered page (readingsPage). */
+export const PAGE_SCAN_LIMIT = 100_000
+const PAGE_SCAN_WINDOW = 10_000n
 
 export interface StoreStats {
   readonly readings: number
@@ -167,6 +183,7 @@ export class Store {
       if (m.version <= current) continue
       this.db.transaction(() => {
         this.db.exec(m.sql)
+        m.run?.(this.db)
         this.db.pragma(`user_version = ${m.version}`)
       }).immediate()
     }
@@ -181,6 +198,20 @@ export class Store {
         'INSERT INTO readings (seq, device_id, source, received_ms, canonical, leaf) VALUES (?, ?, ?, ?, ?, ?)',
       ),
       readingBySeq: db.prepare<[bigint], RawReading>('SELECT * FROM readings WHERE seq = ?'),
+      // The highest seq ever assigned: the newest reading, or, once every
+      // reading was pruned (only sealed ones are), the last batch's end.
+      // 'last_seq' is what schema versions ≤ 3 wrote at every commit.
+      lastSeq: db.prepare<[], { s: bigint }>(
+        `SELECT max(coalesce((SELECT max(seq) FROM readings), 0),
+                    coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_batch_last_seq'), 0),
+                    coalesce((SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'last_seq'), 0)) AS s`,
+      ),
+      seqBounds: db.prepare<[], { first: bigint | null; last: bigint | null }>('SELECT min(seq) AS first, max(seq) AS last FROM readings'),
+      upsertCounter: db.prepare<[string, string, bigint]>(
+        `INSERT INTO device_counters (device_id, counter, seq) VALUES (?, ?, ?)
+         ON CONFLICT (device_id) DO UPDATE SET counter = excluded.counter, seq = excluded.seq WHERE excluded.seq > device_counters.seq`,
+      ),
+      deviceCounter: db.prepare<[string], { counter: string; seq: bigint }>('SELECT counter, seq FROM device_counters WHERE device_id = ?'),
       leavesInRange: db.prepare<[bigint, bigint], { seq: bigint; leaf: Buffer; bytes: bigint }>(
         'SELECT seq, leaf, length(canonical) AS bytes FROM readings WHERE seq BETWEEN ? AND ? ORDER BY seq',
       ),
@@ -234,7 +265,7 @@ export class Store {
 
   /** The highest sequence number ever assigned (0 before the first reading). Survives pruning. */
   lastSeq(): bigint {
-    return BigInt(this.getMeta('last_seq') ?? '0')
+    return this.#s.lastSeq.get()?.s ?? 0n
   }
 
   // --- readings -----------------------------------------------------------
@@ -243,7 +274,13 @@ export class Store {
    * Insert sequenced readings in ONE transaction (group commit). The first
    * row's seq must be lastSeq() + 1 and the rows contiguous (invariant 2 is
    * enforced here, not only by the caller). When this returns, the rows are
-   * on disk (WAL, synchronous=FULL).
+   * on disk (WAL, synchronous=FULL). Rows with a device counter update
+   * device_counters in the same transaction.
+   *
+   * Pages written per commit are what the SD card wears by and what the
+   * fsync waits for: the readings table appends, and nothing else is
+   * written per reading except device_counters for signed ones (no
+   * per-device index, no meta row).
    */
   insertReadings(rows: readonly ReadingRow[]): void {
     this.#check()
@@ -256,9 +293,9 @@ export class Store {
           throw new FieldproofError('INTERNAL', `sequence gap: expected seq ${expected}, got ${r.seq}`)
         }
         s.insertReading.run(r.seq, r.deviceId, r.source, r.receivedMs, r.canonical, r.leaf)
+        if (r.counter !== undefined) s.upsertCounter.run(r.deviceId, r.counter.toString(), r.seq)
         expected++
       }
-      s.setMeta.run('last_seq', (expected - 1n).toString())
     }).immediate()
   }
 
@@ -287,18 +324,80 @@ export class Store {
     }))
   }
 
+  /** The newest device-signed reading's counter and seq for a device (written with the reading). */
+  deviceCounter(deviceId: string): DeviceCounter | undefined {
+    const r = this.#s.deviceCounter.get(deviceId)
+    return r ? { counter: BigInt(r.counter), seq: r.seq } : undefined
+  }
+
+  /**
+   * Readings matching a query, scanning in seq order without a bound: only
+   * seq is indexed, so a filter on device, source or time examines every
+   * stored reading in the range. For tools and tests; the API pages with
+   * readingsPage.
+   */
   queryReadings(q: ReadingQuery): ReadingRow[] {
+    const desc = q.order === 'desc'
+    const after = q.afterSeq
+    return this.#select(q, after !== undefined && !desc ? after + 1n : undefined, after !== undefined && desc ? after - 1n : undefined, q.limit)
+  }
+
+  /** Readings matching q's filters (and q.toSeq) with from ≤ seq ≤ to, in q's order. */
+  #select(q: ReadingQuery, from: bigint | undefined, to: bigint | undefined, limit: number): ReadingRow[] {
     const where: string[] = []
     const args: (string | number | bigint)[] = []
     if (q.deviceId !== undefined) { where.push('device_id = ?'); args.push(q.deviceId) }
     if (q.source !== undefined) { where.push('source = ?'); args.push(q.source) }
     if (q.sinceMs !== undefined) { where.push('received_ms >= ?'); args.push(q.sinceMs) }
-    const desc = q.order === 'desc'
-    if (q.afterSeq !== undefined) { where.push(desc ? 'seq < ?' : 'seq > ?'); args.push(q.afterSeq) }
+    if (from !== undefined) { where.push('seq >= ?'); args.push(from) }
+    if (to !== undefined) { where.push('seq <= ?'); args.push(to) }
     if (q.toSeq !== undefined) { where.push('seq <= ?'); args.push(q.toSeq) }
-    const sql = `SELECT * FROM readings ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq ${desc ? 'DESC' : 'ASC'} LIMIT ?`
-    args.push(Math.max(0, Math.min(q.limit, 10_000)))
+    const sql = `SELECT * FROM readings ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY seq ${q.order === 'desc' ? 'DESC' : 'ASC'} LIMIT ?`
+    args.push(Math.max(0, Math.min(limit, 10_000)))
     return (this.db.prepare(sql).all(...args) as RawReading[]).map(toReading)
+  }
+
+  /**
+   * One page of readings for the API. Unfiltered, it is the first `limit`
+   * readings after the cursor. Filtered (device, source, since), it examines
+   * at most `maxScan` stored readings, in seq windows: a page may then hold
+   * fewer than `limit` readings, even none, and `next` says where the scan
+   * goes on. `next` is undefined only when the range is exhausted. This
+   * keeps a query for a rare device from holding the event loop (and so
+   * ingest) for a scan of the whole store.
+   */
+  readingsPage(q: ReadingQuery, maxScan = PAGE_SCAN_LIMIT): { rows: ReadingRow[]; next: bigint | undefined } {
+    const limit = Math.max(0, Math.min(q.limit, 10_000))
+    const desc = q.order === 'desc'
+    if (q.deviceId === undefined && q.source === undefined && q.sinceMs === undefined) {
+      const rows = this.queryReadings(q)
+      const last = rows[rows.length - 1]
+      return { rows, next: rows.length === limit && last ? last.seq : undefined }
+    }
+    const bounds = this.#s.seqBounds.get()
+    if (!bounds || bounds.first === null || bounds.last === null || limit === 0) return { rows: [], next: undefined }
+    // The open interval still to scan, (lo, hi) exclusive of the cursor.
+    let lo = bounds.first - 1n
+    let hi = (q.toSeq !== undefined && q.toSeq < bounds.last ? q.toSeq : bounds.last) + 1n
+    if (q.afterSeq !== undefined) {
+      if (desc) hi = q.afterSeq < hi ? q.afterSeq : hi
+      else lo = q.afterSeq > lo ? q.afterSeq : lo
+    }
+    const rows: ReadingRow[] = []
+    let budget = BigInt(Math.max(1, maxScan))
+    while (rows.length < limit && hi - lo > 1n && budget > 0n) {
+      const span = [PAGE_SCAN_WINDOW, budget, hi - lo - 1n].reduce((a, b) => (a < b ? a : b))
+      const from = desc ? hi - span : lo + 1n
+      const to = desc ? hi - 1n : lo + span
+      for (const r of this.#select(q, from, to, limit - rows.length)) rows.push(r)
+      budget -= span
+      if (desc) hi = from
+      else lo = to
+    }
+    const last = rows[rows.length - 1]
+    if (rows.length === limit && last) return { rows, next: last.seq }
+    if (hi - lo > 1n) return { rows, next: desc ? hi : lo }
+    return { rows, next: undefined }
   }
 
   // --- batches ------------------------------------------------------------
