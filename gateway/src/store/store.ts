@@ -142,6 +142,7 @@ export class Store {
   #closed = false
   readonly #readonly: boolean
   readonly #s: ReturnType<Store['prepare']>
+  readonly #insertTx: Database.Transaction<(rows: readonly ReadingRow[]) => void>
 
   constructor(path: string, options: StoreOptions = {}) {
     this.path = path
@@ -168,6 +169,19 @@ export class Store {
       throw new FieldproofError('STORE_CORRUPT', `cannot open the database ${path}: ${(e as Error).message}`, { cause: e })
     }
     this.#s = this.prepare()
+    const s = this.#s
+    // Made once: better-sqlite3 builds a wrapper per transaction() call.
+    this.#insertTx = this.db.transaction((rows: readonly ReadingRow[]) => {
+      let expected = this.lastSeq() + 1n
+      for (const r of rows) {
+        if (r.seq !== expected) {
+          throw new FieldproofError('INTERNAL', `sequence gap: expected seq ${expected}, got ${r.seq}`)
+        }
+        s.insertReading.run(r.seq, r.deviceId, r.source, r.receivedMs, r.canonical, r.leaf)
+        if (r.counter !== undefined) s.upsertCounter.run(r.deviceId, r.counter.toString(), r.seq)
+        expected++
+      }
+    })
   }
 
   schemaVersion(): number {
@@ -285,18 +299,7 @@ export class Store {
   insertReadings(rows: readonly ReadingRow[]): void {
     this.#check()
     if (rows.length === 0) return
-    const s = this.#s
-    this.db.transaction(() => {
-      let expected = this.lastSeq() + 1n
-      for (const r of rows) {
-        if (r.seq !== expected) {
-          throw new FieldproofError('INTERNAL', `sequence gap: expected seq ${expected}, got ${r.seq}`)
-        }
-        s.insertReading.run(r.seq, r.deviceId, r.source, r.receivedMs, r.canonical, r.leaf)
-        if (r.counter !== undefined) s.upsertCounter.run(r.deviceId, r.counter.toString(), r.seq)
-        expected++
-      }
-    }).immediate()
+    this.#insertTx.immediate(rows)
   }
 
   reading(seq: bigint): ReadingRow | undefined {
