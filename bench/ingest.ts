@@ -312,18 +312,28 @@ try {
   rmSync(work, { recursive: true, force: true })
 }
 
+/** Before each timed run: write back what earlier runs left dirty, so one run's disk work does not slow the next's fsyncs. */
+async function settle(): Promise<void> {
+  execFileSync('sync')
+  await sleep(500)
+}
+
 async function throughput(): Promise<void> {
+  await settle()
   const ceil = ceiling()
   results.push({ name: 'raw ceiling (bare loop: parse, encode, keccak, FULL inserts ×1000, tree, sign)', perSec: ceil })
   if (values.only === undefined) {
+    await settle()
     const inproc = await inProcess()
     results.push({ name: 'in-process pipeline (parse → ingest → durable → sealed)', perSec: inproc, ratio: inproc / ceil, note: 'goal ≥ 0.50' })
   }
   if (values.only !== 'h1') {
+    await settle()
     const h100 = await http(100, values.quick ? N / 2 : N)
     results.push({ name: 'HTTP, 8 clients, 100 readings per POST', perSec: h100, ratio: h100 / ceil, note: 'goal ≥ 0.60' })
   }
   if (values.only !== 'h100') {
+    await settle()
     const h1 = await http(1, Math.round(values.quick ? N / 12 : N / 3))
     results.push({ name: 'HTTP, 8 clients, 1 reading per POST (group commit)', perSec: h1, ratio: h1 / ceil, note: 'goal ≥ 0.10' })
   }
