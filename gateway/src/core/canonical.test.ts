@@ -21,24 +21,13 @@ import {
 import { FieldproofError } from './errors.ts'
 import { bytesToHex, hexToBytes } from './hex.ts'
 import type { Reading } from './types.ts'
+import { rng } from '../../../test/helpers/fuzz.ts'
 
 const root = fileURLToPath(new URL('../../../', import.meta.url))
 const file = JSON.parse(readFileSync(`${root}test/vectors/canonical.json`, 'utf8')) as {
   canonicalVersion: number
   vectors: { name: string; reading: ReadingJson; seq: string; canonicalHex: string; readingHash: string; leafHash: string }[]
   invalid: { name: string; canonicalHex: string; field: string }[]
-}
-
-/** A seeded PRNG (mulberry32) so fuzz failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 const base: Reading = {
@@ -239,7 +228,7 @@ t.test('JSON form', async (t) => {
 })
 
 t.test('leaf hash: abi.encode by hand equals viem encodeAbiParameters', async (t) => {
-  const rnd = prng(7)
+  const rnd = rng(7)
   for (let i = 0; i < 50; i++) {
     const seq = BigInt(Math.floor(rnd() * 2 ** 32)) * BigInt(Math.floor(rnd() * 2 ** 32))
     const bytes = encodeReading({ ...base, received: { ...base.received, monoNs: BigInt(i) } })
@@ -253,7 +242,7 @@ t.test('leaf hash: abi.encode by hand equals viem encodeAbiParameters', async (t
 
 t.test('decodeReading: only FieldproofError escapes, accepted input re-encodes identically', async (t) => {
   const seed = 20240611
-  const rnd = prng(seed)
+  const rnd = rng(seed)
   t.comment(`fuzz seed ${seed}`)
   const byte = (): number => Math.floor(rnd() * 256)
   let foreign = 0

@@ -8,18 +8,9 @@ import { leafHashOf } from './canonical.ts'
 import { FieldproofError } from './errors.ts'
 import { bytesToHex, hexToBytes } from './hex.ts'
 import { buildMerkleTree, hashPair, processMerkleProof, verifyMerkleProof } from './merkle.ts'
+import { rng } from '../../../test/helpers/fuzz.ts'
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
-const rnd = prng(424242)
+const rnd = rng(424242)
 const randomHash = (): string => bytesToHex(Uint8Array.from({ length: 32 }, () => Math.floor(rnd() * 256)))
 
 /** n values [seq, readingHash] from a random first seq, with optional duplicate values. */
