@@ -23,23 +23,25 @@ interface UnitPolicy {
   readonly required: readonly string[]
 }
 
+/** What both long-running services (the gateway and Node-RED) accept, each explained in docs/systemd.md. */
+const LONG_RUNNING_ACCEPTED = [
+  'SystemCallFilter=~@resources',
+  'RootDirectory=/RootImage=',
+  'MemoryDenyWriteExecute=',
+  'RestrictAddressFamilies=~AF_NETLINK',
+  'RestrictAddressFamilies=~AF_UNIX',
+  'RestrictAddressFamilies=~AF_(INET|INET6)',
+  'ProcSubset=',
+  'PrivateNetwork=',
+  'PrivateUsers=',
+  'DeviceAllow=',
+  'IPAddressDeny=',
+]
+
 const POLICIES: Record<string, UnitPolicy> = {
   'fieldproof.service': {
     ceiling: 2.0,
-    accepted: [
-      'SystemCallFilter=~@resources',
-      'RootDirectory=/RootImage=',
-      'MemoryDenyWriteExecute=',
-      'RestrictAddressFamilies=~AF_NETLINK',
-      'RestrictAddressFamilies=~AF_UNIX',
-      'RestrictAddressFamilies=~AF_(INET|INET6)',
-      'ProcSubset=',
-      'PrivateNetwork=',
-      'PrivateUsers=',
-      'DeviceAllow=',
-      'IPAddressDeny=',
-      'NotifyAccess=',
-    ],
+    accepted: [...LONG_RUNNING_ACCEPTED, 'NotifyAccess='],
     required: ['Type=notify', 'WatchdogSec=30s', 'NotifyAccess=all', 'User=fieldproof', 'StateDirectory=fieldproof', 'StateDirectoryMode=0700', 'Restart=on-failure', 'AmbientCapabilities=', 'KeyringMode=private', 'SystemCallErrorNumber=EPERM'],
   },
   'fieldproof-firstboot.service': {
@@ -74,20 +76,7 @@ const POLICIES: Record<string, UnitPolicy> = {
   },
   'node-red.service': {
     ceiling: 4.5,
-    accepted: [
-      'SystemCallFilter=~@resources',
-      'RootDirectory=/RootImage=',
-      'MemoryDenyWriteExecute=',
-      'RestrictAddressFamilies=~AF_NETLINK',
-      'RestrictAddressFamilies=~AF_UNIX',
-      'RestrictAddressFamilies=~AF_(INET|INET6)',
-      'ProcSubset=',
-      'PrivateNetwork=',
-      'PrivateUsers=',
-      'DeviceAllow=',
-      'IPAddressDeny=',
-      'UMask=',
-    ],
+    accepted: [...LONG_RUNNING_ACCEPTED, 'UMask='],
     required: ['User=nodered', 'StateDirectory=node-red', 'InaccessiblePaths=-/var/lib/fieldproof -/etc/fieldproof -/home', 'MemoryMax=512M', 'StateDirectoryMode=0750', 'UMask=0027', 'AmbientCapabilities=', 'SystemCallErrorNumber=EPERM'],
   },
 }
