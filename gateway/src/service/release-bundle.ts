@@ -167,26 +167,11 @@ export function verifyBundle(path: string, keys: readonly { name: string; key: K
   const manifest = validateManifest(b.manifest)
   const total = manifest.entries.reduce((s, e) => s + (e.kind === 'file' ? e.size : 0), 0)
   if (b.payloadOffset + total !== b.fileSize) throw new BundleError(`payload is ${b.fileSize - b.payloadOffset} bytes, the manifest lists ${total}`)
-  const fd = openSync(path, 'r')
-  try {
-    let pos = b.payloadOffset
-    const buf = Buffer.alloc(CHUNK)
-    for (const e of manifest.entries) {
-      if (e.kind !== 'file') continue
-      const h = createHash('sha256')
-      let left = e.size
-      while (left > 0) {
-        const n = readSync(fd, buf, 0, Math.min(CHUNK, left), pos)
-        if (n === 0) throw new BundleError('truncated bundle')
-        h.update(buf.subarray(0, n))
-        pos += n
-        left -= n
-      }
-      if (h.digest('hex') !== e.sha256) throw new BundleError(`${e.path}: content does not match its SHA-256 in the signed manifest`)
-    }
-  } finally {
-    closeSync(fd)
-  }
+  readPayload(path, b, manifest, (e, read) => {
+    const h = createHash('sha256')
+    read((chunk) => h.update(chunk))
+    if (h.digest('hex') !== e.sha256) throw new BundleError(`${e.path}: content does not match its SHA-256 in the signed manifest`)
+  })
   return { bundle: b, manifest, keyName: by.name }
 }
 
