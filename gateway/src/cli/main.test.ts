@@ -11,6 +11,21 @@ function capture(): { io: Io; out: string[]; err: string[] } {
   return { io: { out: (s) => out.push(s), err: (s) => err.push(s), env: {}, cwd: process.cwd() }, out, err }
 }
 
+/**
+ * Source of a child ES module that records the URL of every module it loads
+ * in `loaded`, imports main.ts as `main`, then runs `body`.
+ */
+function recordingLoads(body: string): string {
+  const mainTs = fileURLToPath(new URL('./main.ts', import.meta.url))
+  return `
+    const { registerHooks } = await import('node:module')
+    const loaded = []
+    registerHooks({ load(url, ctx, next) { loaded.push(url); return next(url, ctx) } })
+    const { main } = await import(${JSON.stringify(mainTs)})
+    ${body}
+  `
+}
+
 t.test('every entry names and summarises the command it loads', async (t) => {
   const names = new Set<string>()
   for (const e of COMMANDS) {
@@ -42,15 +57,10 @@ t.test('help, unknown commands and dispatch', async (t) => {
 
 t.test('`fieldproof --help` loads no command module', (t) => {
   // A child process records every module it loads, then runs the root help.
-  const mainTs = fileURLToPath(new URL('./main.ts', import.meta.url))
-  const script = `
-    const { registerHooks } = await import('node:module')
-    const loaded = []
-    registerHooks({ load(url, ctx, next) { loaded.push(url); return next(url, ctx) } })
-    const { main } = await import(${JSON.stringify(mainTs)})
+  const script = recordingLoads(`
     const code = await main(['--help'], { out() {}, err() {}, env: {}, cwd: process.cwd() })
     process.stdout.write(JSON.stringify({ code, main: loaded.some((u) => u.endsWith('/cli/main.ts')), commands: loaded.filter((u) => u.includes('/cli/commands/')) }))
-  `
+  `)
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' })
   t.equal(r.status, 0, r.stderr)
   const got = JSON.parse(r.stdout || 'null') as { code: number; main: boolean; commands: string[] }
@@ -63,19 +73,14 @@ t.test('`fieldproof --help` loads no command module', (t) => {
 t.test('a running gateway loads neither TypeBox nor any other command', async (t) => {
   // `fieldproof start` in simulation mode, in a child that records every module it loads.
   const dir = t.testdir()
-  const mainTs = fileURLToPath(new URL('./main.ts', import.meta.url))
-  const script = `
-    const { registerHooks } = await import('node:module')
-    const loaded = []
-    registerHooks({ load(url, ctx, next) { loaded.push(url); return next(url, ctx) } })
-    const { main } = await import(${JSON.stringify(mainTs)})
+  const script = recordingLoads(`
     let err = ''
     const io = { out() {}, err(s) { err += s }, env: {}, cwd: ${JSON.stringify(dir)} }
     void main(['start', '--state-dir', ${JSON.stringify(dir)}, '--http-listen', '127.0.0.1:0', '--mqtt-listen', '127.0.0.1:0'], io)
     for (let i = 0; i < 600 && !/API +http/.test(err); i++) await new Promise((r) => setTimeout(r, 50))
     process.stdout.write(JSON.stringify({ ready: /API +http/.test(err), err: err.slice(-2000), loaded }))
     process.exit(0)
-  `
+  `)
   const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', cwd: dir, timeout: 60_000 })
   const got = JSON.parse(r.stdout || 'null') as { ready: boolean; err: string; loaded: string[] } | null
   t.ok(got?.ready, `the gateway came up: ${got?.err ?? r.stderr}`)
