@@ -160,31 +160,37 @@ t.test('parseSignedMessage never throws on random and mutated input', async (t) 
   t.equal(bad, 0)
 })
 
-t.test('proof.ts checks a device signature made under this protocol', async (t) => {
-  // Shape of what the gateway stores: raw = the signed body, auth carries the signature.
+/**
+ * The proof-bundle report for a one-reading batch whose reading carries this
+ * device-signed message, as the gateway stores it: raw = the signed body,
+ * auth carries the signature.
+ */
+async function deviceProofReport(body: Uint8Array, signature: Uint8Array): Promise<ReturnType<typeof verifyProofBundle>> {
   const { buildProofBundle } = await import('./proof.ts')
   const { signBatchHeader } = await import('./batch.ts')
   const { leafHash, encodeReading } = await import('./canonical.ts')
   const { buildMerkleTree } = await import('./merkle.ts')
   const gwKey = '0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318' as const
-  const key = hexToBytes(V.privateKey, 32)
-  const m = signBody({ deviceId: 'node-1', counter: 9n, metrics: [{ name: 'temperature_c', unit: 'Cel', value: 20 }] }, key)
   const reading = {
     deviceId: 'node-1',
     source: 'mqtt' as const,
     received: { bootId: '00'.repeat(16), monoNs: 1n, wallMs: 1_700_000_000_000, clock: 'ntp' as const },
     metrics: [{ name: 'temperature_c', unit: 'Cel', value: 20 }],
-    raw: m.body,
-    auth: { kind: 'device-signature' as const, address: V.address as `0x${string}`, counter: 9n, signature: bytesToHex(m.signature) },
+    raw: body,
+    auth: { kind: 'device-signature' as const, address: V.address as `0x${string}`, counter: 9n, signature: bytesToHex(signature) },
   }
-  const leaf = leafHash(1n, encodeReading(reading))
-  const tree = buildMerkleTree([leaf])
+  const tree = buildMerkleTree([leafHash(1n, encodeReading(reading))])
   const batch = signBatchHeader(
     { gateway: V.address as `0x${string}`, batchId: 1n, firstSeq: 1n, lastSeq: 1n, count: 1, merkleRoot: bytesToHex(tree.root), prevBatchHash: `0x${'00'.repeat(32)}`, sealedAtMs: 1n },
     gwKey,
   )
-  const bundle = buildProofBundle({ seq: 1n, reading, merkleProof: [], batch })
-  const report = verifyProofBundle(bundle)
+  return verifyProofBundle(buildProofBundle({ seq: 1n, reading, merkleProof: [], batch }))
+}
+
+t.test('proof.ts checks a device signature made under this protocol', async (t) => {
+  const key = hexToBytes(V.privateKey, 32)
+  const m = signBody({ deviceId: 'node-1', counter: 9n, metrics: [{ name: 'temperature_c', unit: 'Cel', value: 20 }] }, key)
+  const report = await deviceProofReport(m.body, m.signature)
   t.ok(report.ok, JSON.stringify(report.checks.find((c) => !c.ok)))
   t.match(report.checks.find((c) => c.name === 'device-signature')?.detail, /signed \(EIP-191\) by device/)
 })
@@ -357,31 +363,13 @@ t.test('v2: strict parsing of the version-2 signature and body', async (t) => {
 })
 
 t.test('proof.ts checks a version-2 device signature, and its v-flipped twin', async (t) => {
-  const { buildProofBundle } = await import('./proof.ts')
-  const { signBatchHeader } = await import('./batch.ts')
-  const { leafHash, encodeReading } = await import('./canonical.ts')
-  const { buildMerkleTree } = await import('./merkle.ts')
-  const gwKey = '0x4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318' as const
   const key = hexToBytes(V.privateKey, 32)
   const m = signBody({ version: 2, deviceId: 'node-1', counter: 9n, metrics: [{ name: 'temperature_c', unit: 'Cel', value: 20 }] }, key)
   const flip = m.signature.slice()
   flip[64] = flip[64] === 27 ? 28 : 27
   for (const sig of [m.signature, flip]) {
     t.ok(new DeviceVerifier().verify(m.body, sig, hexToBytes(V.publicKey, 65)), 'the gateway accepts it')
-    const reading = {
-      deviceId: 'node-1',
-      source: 'mqtt' as const,
-      received: { bootId: '00'.repeat(16), monoNs: 1n, wallMs: 1_700_000_000_000, clock: 'ntp' as const },
-      metrics: [{ name: 'temperature_c', unit: 'Cel', value: 20 }],
-      raw: m.body,
-      auth: { kind: 'device-signature' as const, address: V.address as `0x${string}`, counter: 9n, signature: bytesToHex(sig) },
-    }
-    const tree = buildMerkleTree([leafHash(1n, encodeReading(reading))])
-    const batch = signBatchHeader(
-      { gateway: V.address as `0x${string}`, batchId: 1n, firstSeq: 1n, lastSeq: 1n, count: 1, merkleRoot: bytesToHex(tree.root), prevBatchHash: `0x${'00'.repeat(32)}`, sealedAtMs: 1n },
-      gwKey,
-    )
-    const report = verifyProofBundle(buildProofBundle({ seq: 1n, reading, merkleProof: [], batch }))
+    const report = await deviceProofReport(m.body, sig)
     t.ok(report.ok, JSON.stringify(report.checks.find((c) => !c.ok)))
     t.match(report.checks.find((c) => c.name === 'device-signature')?.detail, /ECDSA\/SHA-256, protocol v2\) by device/)
   }
