@@ -8,12 +8,11 @@ import t from 'tap'
 import Database from 'better-sqlite3'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { decodeReading } from '../../gateway/src/core/canonical.ts'
 import { verifySignedBatch } from '../../gateway/src/core/batch.ts'
 import { buildMerkleTree } from '../../gateway/src/core/merkle.ts'
 import { bytesToHex } from '../../gateway/src/core/hex.ts'
-import { leafHash } from '../../gateway/src/core/canonical.ts'
 import { startGateway, postReadings, type GatewayProcess } from '../helpers/gateway-process.ts'
+import { storedReadings } from '../helpers/stored.ts'
 
 const CONFIG = `[batch]
 max_readings = 50
@@ -67,19 +66,9 @@ t.test('SIGKILL at random moments loses no acknowledged reading', async (t) => {
   t.ok(acked.size > 100, `${acked.size} readings acknowledged across ${RUNS} crashes`)
   const db = new Database(join(stateDir, 'fieldproof.db'), { readonly: true })
   db.defaultSafeIntegers(true)
-  const rows = db.prepare('SELECT seq, canonical, leaf FROM readings ORDER BY seq').all() as { seq: bigint; canonical: Buffer; leaf: Buffer }[]
-
+  const { rows, gaps, badLeaves } = storedReadings(db)
   const seen = new Map<number, bigint[]>()
-  let expected = 1n
-  let gaps = 0
-  let badLeaves = 0
-  for (const r of rows) {
-    if (r.seq !== expected) gaps++
-    expected = r.seq + 1n
-    if (bytesToHex(leafHash(r.seq, new Uint8Array(r.canonical))) !== bytesToHex(new Uint8Array(r.leaf))) badLeaves++
-    const id = decodeReading(new Uint8Array(r.canonical)).metrics.find((m) => m.name === 'count')?.value as number
-    seen.set(id, [...(seen.get(id) ?? []), r.seq])
-  }
+  for (const r of rows) seen.set(r.count as number, [...(seen.get(r.count as number) ?? []), r.seq])
   t.equal(gaps, 0, `sequence numbers 1..${rows.length} are gap-free`)
   t.equal(badLeaves, 0, 'every stored leaf matches its reading')
   let missing = 0
@@ -109,7 +98,7 @@ t.test('SIGKILL at random moments loses no acknowledged reading', async (t) => {
       sealedAtMs: b['sealed_at_ms'],
     }
     const signed = { header, hash: bytesToHex(new Uint8Array(b['hash'])), signature: bytesToHex(new Uint8Array(b['signature'])) }
-    const leaves = rows.filter((r) => r.seq >= header.firstSeq && r.seq <= header.lastSeq).map((r) => new Uint8Array(r.leaf))
+    const leaves = rows.filter((r) => r.seq >= header.firstSeq && r.seq <= header.lastSeq).map((r) => r.leaf)
     const ok =
       verifySignedBatch(signed) &&
       header.gateway === address &&
