@@ -4,6 +4,13 @@
 
 import type { Metric } from './types.ts'
 
+/**
+ * Strict UTF-8 for payloads (malformed bytes throw; a leading BOM is
+ * dropped). Made once: a TextDecoder per message costs more than decoding
+ * a short payload. decode() without { stream } keeps no state between calls.
+ */
+export const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
 export type Transport = 'ble' | 'lorawan' | 'mqtt' | 'http'
 
 /** What a decoder is routed by. The registry matches frames on these fields, never on vendor names in code. */

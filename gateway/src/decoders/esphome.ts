@@ -8,7 +8,7 @@
 // keywords below, in that order; an object id without a known keyword is
 // refused as unsupported (the device row can carry a JSON format instead).
 
-import { reject, type Decoder } from '../core/decoder.ts'
+import { reject, type Decoder, strictUtf8 } from '../core/decoder.ts'
 
 /** Object id keyword → metric (first match wins; more specific first). */
 const SENSOR_KEYWORDS: readonly (readonly [RegExp, string, string])[] = [
@@ -57,7 +57,7 @@ export const esphomeDecoder: Decoder = {
     if (frame.bytes.length > 64) return reject('malformed', 'a state payload is a short text')
     let text: string
     try {
-      text = new TextDecoder('utf-8', { fatal: true }).decode(frame.bytes).trim()
+      text = strictUtf8.decode(frame.bytes).trim()
     } catch {
       return reject('malformed', 'state payload is not UTF-8')
     }

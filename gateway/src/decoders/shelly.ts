@@ -11,7 +11,7 @@
 // rh → humidity_pct, battery.V / battery.percent, lux, input state → state.
 // Instance <type>:N with N > 0 appends _<N+1> to the metric names.
 
-import { reject, type Decoder, type DecodeResult } from '../core/decoder.ts'
+import { reject, type Decoder, type DecodeResult, strictUtf8 } from '../core/decoder.ts'
 import type { Metric } from '../core/types.ts'
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -63,7 +63,7 @@ function suffixed(metrics: Metric[], id: number, taken: Set<string>): Metric[] {
 function parse(bytes: Uint8Array): Record<string, unknown> | string {
   if (bytes.length > 32_768) return 'payload larger than 32 KiB'
   try {
-    const j = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as unknown
+    const j = JSON.parse(strictUtf8.decode(bytes)) as unknown
     return isObj(j) ? j : 'payload is not a JSON object'
   } catch (e) {
     return `not JSON: ${e instanceof Error ? e.message.slice(0, 80) : ''}`

@@ -11,7 +11,7 @@
 // STATE: POWER / POWER<n> ("ON"/"OFF") and Wifi.Signal (dBm).
 // Other telemetry topics (LWT, INFO, RESULT) are not readings: not-matched.
 
-import { reject, type Decoder, type DecodeResult } from '../core/decoder.ts'
+import { reject, type Decoder, type DecodeResult, strictUtf8 } from '../core/decoder.ts'
 import type { Metric } from '../core/types.ts'
 
 const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -49,12 +49,18 @@ class Metrics {
     if (nameOk(n)) this.list.push({ name: n, unit, value })
   }
 }
-const nameOk = (n: string) => /^[a-z][a-z0-9_]{0,63}$/.test(n) && !/_(\d{3,})$/.test(n)
+const NAME_OK = new Map<string, boolean>()
+// Names are SENSOR_FIELDS' with a repeat suffix (_2 … _64): a small, fixed set, checked once each.
+const nameOk = (n: string): boolean => {
+  let ok = NAME_OK.get(n)
+  if (ok === undefined) NAME_OK.set(n, (ok = /^[a-z][a-z0-9_]{0,63}$/.test(n) && !/_(\d{3,})$/.test(n)))
+  return ok
+}
 
 function parse(bytes: Uint8Array): Record<string, unknown> | string {
   if (bytes.length > 16_384) return 'payload larger than 16 KiB'
   try {
-    const j = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes)) as unknown
+    const j = JSON.parse(strictUtf8.decode(bytes)) as unknown
     return isObj(j) ? j : 'payload is not a JSON object'
   } catch (e) {
     return `not JSON: ${e instanceof Error ? e.message.slice(0, 80) : ''}`

@@ -6,6 +6,7 @@
 
 import { checkMetric } from '../../core/units.ts'
 import type { Metric } from '../../core/types.ts'
+import { strictUtf8 } from '../../core/decoder.ts'
 
 const MAX_METRICS = 64
 
@@ -16,7 +17,7 @@ const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object
 export function parseJsonReading(payload: Uint8Array): JsonReadingResult {
   let j: unknown
   try {
-    j = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(payload))
+    j = JSON.parse(strictUtf8.decode(payload))
   } catch (e) {
     return { ok: false, reason: `not JSON: ${e instanceof Error ? e.message.slice(0, 100) : ''}` }
   }
