@@ -22,13 +22,12 @@ import {
   isU32,
   isU64,
   keccak256,
-  keccak256ShortInto,
-  keccak_256,
   parseAddress,
   parseU64Decimal,
   toChecksumAddress,
   tryHexToBytes,
 } from './hex.ts'
+import { leafOfHash, seqLeaf } from './keccak.ts'
 import { AUTH_KINDS, BLE_CCM_SCHEMES, CLOCK_STATES, SOURCE_KINDS } from './types.ts'
 import type { AuthKind, BleCcmScheme, ClockState, Hex, Metric, RadioMeta, Reading, ReadingAuth, SourceKind } from './types.ts'
 import { checkMetric } from './units.ts'
@@ -682,9 +681,6 @@ export function readingHash(canonical: Uint8Array): Uint8Array {
   return keccak256(canonical)
 }
 
-const leafBuf = new Uint8Array(64)
-const leafView = new DataView(leafBuf.buffer)
-
 /**
  * The Merkle leaf from a reading hash: OpenZeppelin StandardMerkleTree leaf
  * of ['uint64', 'bytes32'] [seq, readingHash], i.e.
@@ -695,26 +691,13 @@ const leafView = new DataView(leafBuf.buffer)
 export function leafHashOf(seq: bigint, readingHash32: Uint8Array): Uint8Array {
   if (!isU64(seq)) throw invalid('seq', 'must be a bigint in 0 … 2^64-1')
   if (readingHash32.length !== 32) throw invalid('readingHash', 'must be 32 bytes')
-  leafBuf.fill(0, 0, 24)
-  leafView.setBigUint64(24, seq)
-  leafBuf.set(readingHash32, 32)
-  const out = new Uint8Array(32)
-  keccak256ShortInto(leafBuf, 0, 64, out, 0)
-  keccak256ShortInto(out, 0, 32, out, 0)
-  return out
+  return leafOfHash(seq, readingHash32)
 }
 
-/** The Merkle leaf of a sequenced reading: leafHashOf(seq, keccak256(canonical)). */
+/** The Merkle leaf of a sequenced reading: leafHashOf(seq, keccak256(canonical)), in one call into the Keccak module. */
 export function leafHash(seq: bigint, canonical: Uint8Array): Uint8Array {
   if (!isU64(seq)) throw invalid('seq', 'must be a bigint in 0 … 2^64-1')
-  leafBuf.fill(0, 0, 24)
-  leafView.setBigUint64(24, seq)
-  if (canonical.length < 136) keccak256ShortInto(canonical, 0, canonical.length, leafBuf, 32)
-  else leafBuf.set(keccak_256(canonical), 32)
-  const out = new Uint8Array(32)
-  keccak256ShortInto(leafBuf, 0, 64, out, 0)
-  keccak256ShortInto(out, 0, 32, out, 0)
-  return out
+  return seqLeaf(seq, canonical)
 }
 
 // --- JSON form -------------------------------------------------------------

@@ -4,7 +4,7 @@
 // Ethereum uses it, not FIPS-202 SHA3-256 (0x06).
 
 import { keccak_256 } from '@noble/hashes/sha3'
-import { createKeccak } from 'hash-wasm'
+import { keccak256 } from './keccak.ts'
 import { FieldproofError } from './errors.ts'
 import type { Hex } from './types.ts'
 
@@ -123,31 +123,10 @@ export function isSafeU64Number(v: unknown): v is number {
 
 // --- keccak256 ----------------------------------------------------------
 //
-// Keccak-256 runs through hash-wasm's WebAssembly build: on the machines we
-// run on it is 5–9× faster than the pure-JavaScript permutation of
-// @noble/hashes (hashing dominates leaf hashing and Merkle trees), and it
-// needs no native addon. @noble/hashes stays the reference: the tests
-// compare the two on random inputs.
+// Keccak-256 runs in keccak.ts's WebAssembly module. @noble/hashes stays the
+// reference: the tests compare the two on random inputs.
 
-const wasmKeccak = await createKeccak(256)
-
-/**
- * keccak256(input[inOff .. inOff+len]) written to out[outOff .. outOff+32].
- * `out` may alias `input`.
- */
-export function keccak256ShortInto(input: Uint8Array, inOff: number, len: number, out: Uint8Array, outOff: number): void {
-  if (len < 0 || inOff + len > input.length) throw new RangeError('keccak256ShortInto: input range out of bounds')
-  wasmKeccak.init()
-  wasmKeccak.update(input.subarray(inOff, inOff + len))
-  out.set(wasmKeccak.digest('binary'), outOff)
-}
-
-/** keccak256 of any input. */
-export function keccak256(input: Uint8Array): Uint8Array {
-  wasmKeccak.init()
-  wasmKeccak.update(input)
-  return wasmKeccak.digest('binary')
-}
+export { keccak256, keccak256Into as keccak256ShortInto } from './keccak.ts'
 
 // --- Ethereum addresses (EIP-55) ------------------------------------------
 

@@ -8,10 +8,12 @@
 //   - hashPair(a, b) = keccak256(min(a, b) || max(a, b)), the commutative
 //     pair hash of OpenZeppelin's MerkleProof.sol (_hashPair), so proofs need
 //     no left/right flags and verify on chain with MerkleProof.verify.
-// Nodes live in one Uint8Array of 32·(2n-1) bytes and are hashed in place.
+// Nodes live in one Uint8Array of 32·(2n-1) bytes; the internal ones are
+// hashed in one call into keccak.ts's WebAssembly module.
 
 import { FieldproofError } from './errors.ts'
 import { compareBytes, equalBytes, keccak256ShortInto } from './hex.ts'
+import { hashTreeNodes } from './keccak.ts'
 
 /** A built tree. Proofs are sibling hashes from the leaf up, as MerkleProof.sol takes them. */
 export interface MerkleTree {
@@ -26,28 +28,6 @@ export interface MerkleTree {
    * @throws FieldproofError('NOT_FOUND') for an unknown leaf or an index out of range.
    */
   getProof(leaf: Uint8Array | number): Uint8Array[]
-}
-
-const scratch = new Uint8Array(64)
-
-/** Hash the pair of nodes at byte offsets `a` and `b` of `nodes` into offset `dst`. */
-function hashPairAt(nodes: Uint8Array, a: number, b: number, dst: number): void {
-  let lo = a
-  let hi = b
-  for (let k = 0; k < 32; k++) {
-    const x = nodes[a + k] as number
-    const y = nodes[b + k] as number
-    if (x !== y) {
-      if (x > y) {
-        lo = b
-        hi = a
-      }
-      break
-    }
-  }
-  scratch.set(nodes.subarray(lo, lo + 32), 0)
-  scratch.set(nodes.subarray(hi, hi + 32), 32)
-  keccak256ShortInto(scratch, 0, 64, nodes, dst)
 }
 
 /** The commutative pair hash: keccak256 of the two 32-byte nodes in ascending byte order. */
@@ -166,7 +146,7 @@ export function buildMerkleTree(leaves: readonly Uint8Array[]): MerkleTree {
     nodes.set(leaves[input] as Uint8Array, t * 32)
     treeIndex[input] = t
   }
-  for (let i = size - 1 - n; i >= 0; i--) hashPairAt(nodes, (2 * i + 1) * 32, (2 * i + 2) * 32, i * 32)
+  hashTreeNodes(nodes, size - 1 - n)
   return new Tree(nodes, treeIndex)
 }
 
@@ -177,15 +157,13 @@ export function buildMerkleTree(leaves: readonly Uint8Array[]): MerkleTree {
  */
 export function processMerkleProof(leaf: Uint8Array, proof: readonly Uint8Array[]): Uint8Array {
   if (!(leaf instanceof Uint8Array) || leaf.length !== 32) throw new FieldproofError('PROOF_INVALID', 'Merkle leaf must be 32 bytes')
-  const buf = new Uint8Array(96)
-  buf.set(leaf, 0)
+  let node: Uint8Array = leaf.slice()
   for (let i = 0; i < proof.length; i++) {
     const p = proof[i]
     if (!(p instanceof Uint8Array) || p.length !== 32) throw new FieldproofError('PROOF_INVALID', `Merkle proof node ${i} must be 32 bytes`)
-    buf.set(p, 32)
-    hashPairAt(buf, 0, 32, 0)
+    node = hashPair(node, p)
   }
-  return buf.slice(0, 32)
+  return node
 }
 
 /** True when `proof` leads from `leaf` to `root` (MerkleProof.verify). Malformed input gives false. */

@@ -20,10 +20,10 @@
 // make up the next transaction. Sealing and retention write on the main
 // connection only between transactions, so they never wait for the lock.
 
-import { encodeReading, leafHashOf } from '../core/canonical.ts'
+import { encodeReading, leafHash } from '../core/canonical.ts'
 import { buildMerkleTree } from '../core/merkle.ts'
 import { FieldproofError, isFieldproofError } from '../core/errors.ts'
-import { bytesToHex, keccak256 } from '../core/hex.ts'
+import { bytesToHex } from '../core/hex.ts'
 import type { BatchHeader, Hex, Reading, SignedBatch } from '../core/types.ts'
 import { CommitWorker, type CommitOutcome, type CommitRow } from '../store/commit-worker.ts'
 import type { Store } from '../store/store.ts'
@@ -373,8 +373,7 @@ export class Pipeline {
         source: p.reading.source,
         receivedMs: p.reading.received.wallMs,
         canonical: p.canonical,
-        // leafHash(seq, canonical), with the WebAssembly Keccak for readings of any length.
-        leaf: leafHashOf(seq, keccak256(p.canonical)),
+        leaf: leafHash(seq, p.canonical),
         counter: counterOf(p.reading),
       }
     })
