@@ -67,6 +67,27 @@ t.test('the last seq survives pruning every reading and a reopen', async (t) => 
   again.close()
 })
 
+t.test('a group commit stores every row as given, through the multi-row statements and the rest one by one', async (t) => {
+  const store = new Store(join(t.testdir(), 'fieldproof.db'))
+  let seq = 0n
+  for (const n of [1, 15, 16, 17, 37, 64]) {
+    const rows = Array.from({ length: n }, (_, i) => row(++seq, reading(i, { deviceId: `device-${i % 7}`, source: i % 2 ? 'mqtt' : 'http' })))
+    store.insertReadings(rows)
+    const back = store.readingsInRange(rows[0]?.seq as bigint, seq)
+    t.equal(back.length, n, `${n} rows`)
+    t.same(
+      back.map((r) => [r.seq, r.deviceId, r.source, r.receivedMs, Buffer.from(r.canonical).toString('hex'), Buffer.from(r.leaf).toString('hex')]),
+      rows.map((r) => [r.seq, r.deviceId, r.source, r.receivedMs, Buffer.from(r.canonical).toString('hex'), Buffer.from(r.leaf).toString('hex')]),
+      `${n} rows read back as written`,
+    )
+  }
+  // A gap anywhere in a commit refuses all of it, the rows before the gap included.
+  const gapped = Array.from({ length: 20 }, (_, i) => row(seq + 1n + BigInt(i === 19 ? 20 : i), reading(i)))
+  t.throws(() => store.insertReadings(gapped), /sequence gap/)
+  t.equal(store.lastSeq(), seq, 'nothing of the refused commit is stored')
+  store.close()
+})
+
 t.test('device counters are written in the transaction of their reading', async (t) => {
   const dir = t.testdir()
   const store = new Store(join(dir, 'fieldproof.db'))
