@@ -114,7 +114,7 @@ export function hashBatchHeaderBytes(h: BatchHeader): Uint8Array {
   structBuf.set(tryHexToBytes(h.merkleRoot, 32) as Uint8Array, 192)
   structBuf.set(tryHexToBytes(h.prevBatchHash, 32) as Uint8Array, 224)
   putU64(8, h.sealedAtMs)
-  digestBuf.set(keccak_256(structBuf), 34)
+  keccak256ShortInto(structBuf, 0, structBuf.length, digestBuf, 34)
   const out = new Uint8Array(32)
   keccak256ShortInto(digestBuf, 0, 66, out, 0)
   return out
