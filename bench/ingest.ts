@@ -12,8 +12,8 @@
 // signature per 1,000 readings.
 
 import Database from 'better-sqlite3'
-import { execFileSync, spawn } from 'node:child_process'
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { Agent, request } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { tmpdir, totalmem } from 'node:os'
@@ -30,6 +30,7 @@ import { Pipeline } from '../gateway/src/pipeline/pipeline.ts'
 import { parseIngestBody } from '../gateway/src/sources/http/ingest.ts'
 import { Store } from '../gateway/src/store/store.ts'
 import { ROOT } from '../test/helpers/gateway-process.ts'
+import { memoryCgroup, serviceEnvironment, spawnNode } from './memory-cgroup.ts'
 import { TEST_ADDRESS, TEST_KEY } from '../test/helpers/readings.ts'
 
 const { values } = parseArgs({
@@ -149,41 +150,6 @@ async function inProcess(): Promise<number> {
 }
 
 // --- 3. HTTP: a real gateway process, 8 concurrent clients ---------------
-/**
- * A memory cgroup limited to `mb` (cgroup v2 or v1; needs root), or
- * undefined where none can be made. Node sizes V8's heap from the cgroup
- * limit as from a machine's memory (process.constrainedMemory()): in a
- * 512 MB cgroup the heap limit is ~259 MB and the young generation a few
- * MB, as on a Pi Zero 2 W; on this host's 24 GB it is ~4.2 GB with 16 MB
- * semi-spaces.
- */
-function memoryCgroup(name: string, mb: number): { path: string; remove: () => void } | undefined {
-  const v2 = existsSync('/sys/fs/cgroup/cgroup.controllers')
-  const root = v2 ? '/sys/fs/cgroup' : '/sys/fs/cgroup/memory'
-  const path = join(root, `fieldproof-bench-${process.pid}-${name}`)
-  try {
-    mkdirSync(path)
-    writeFileSync(join(path, v2 ? 'memory.max' : 'memory.limit_in_bytes'), String(mb * 1024 * 1024))
-  } catch {
-    try {
-      rmdirSync(path)
-    } catch {
-      // never made
-    }
-    return undefined
-  }
-  return {
-    path,
-    remove: () => {
-      try {
-        rmdirSync(path)
-      } catch {
-        // still populated: the kernel removes nothing; left for the next run's cleanup
-      }
-    },
-  }
-}
-
 async function startGatewayProcess(name: string, memoryMb?: number): Promise<{ port: number; token: string; pid: number; cgroup: boolean; stop: () => Promise<void> }> {
   const dir = join(work, name)
   const cfg = join(work, `${name}.toml`)
@@ -191,12 +157,9 @@ async function startGatewayProcess(name: string, memoryMb?: number): Promise<{ p
   const prof = values.profile ? ['--cpu-prof', '--cpu-prof-dir', join(values.profile, name)] : []
   const cg = memoryMb !== undefined ? memoryCgroup(name, memoryMb) : undefined
   const argv = [...prof, CLI, 'start', '--config', cfg]
-  // In the cgroup from the first instruction: the shell joins it, then becomes node.
-  const proc = cg
-    ? spawn('/bin/sh', ['-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', cg.path, process.execPath, ...argv], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FIELDPROOF_CONFIG: '' } })
-    : spawn(process.execPath, argv, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, FIELDPROOF_CONFIG: '' } })
+  const proc = spawnNode(argv, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...serviceEnvironment(ROOT), FIELDPROOF_CONFIG: '' } }, cg)
   let err = ''
-  proc.stderr.setEncoding('utf8').on('data', (d: string) => (err += d))
+  proc.stderr?.setEncoding('utf8').on('data', (d: string) => (err += d))
   for (let i = 0; i < 200 && !/API +http:\/\/127\.0\.0\.1:(\d+)/.test(err); i++) await sleep(50)
   const port = Number(/API +http:\/\/127\.0\.0\.1:(\d+)/.exec(err)?.[1])
   if (!port) throw new Error('gateway did not start: ' + err)

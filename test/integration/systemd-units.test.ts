@@ -42,7 +42,7 @@ const POLICIES: Record<string, UnitPolicy> = {
   'fieldproof.service': {
     ceiling: 2.0,
     accepted: [...LONG_RUNNING_ACCEPTED, 'NotifyAccess='],
-    required: ['Type=notify', 'WatchdogSec=30s', 'NotifyAccess=all', 'User=fieldproof', 'StateDirectory=fieldproof', 'StateDirectoryMode=0700', 'Restart=on-failure', 'AmbientCapabilities=', 'KeyringMode=private', 'SystemCallErrorNumber=EPERM'],
+    required: ['Type=notify', 'WatchdogSec=30s', 'NotifyAccess=all', 'User=fieldproof', 'StateDirectory=fieldproof', 'StateDirectoryMode=0700', 'Restart=on-failure', 'AmbientCapabilities=', 'KeyringMode=private', 'SystemCallErrorNumber=EPERM', 'Environment=MALLOC_ARENA_MAX=1', 'Environment=MALLOC_TRIM_THRESHOLD_=131072'],
   },
   'fieldproof-firstboot.service': {
     // Root, writing /etc, /home/admin and the boot partition: sandboxed as far as that allows.
