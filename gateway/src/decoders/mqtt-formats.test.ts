@@ -38,7 +38,7 @@ for (const [decoder, vectors] of SETS) {
   })
 }
 
-const FRAGMENTS = ['{', '}', '[', ']', '"', ':', ',', 'null', 'true', 'false', '1e309', '-0', 'NaN', '"ON"', '"OFF"', '"Temperature"', '"ENERGY"', '"switch:0"', '"params"', '"NotifyStatus"', '"method"', '"aenergy"', '"total"', '21.5', '"TempUnit"', '"F"', '"PressureUnit"', '"inHg"', '\u0000', '\uffff', ' ']
+const FRAGMENTS = ['{', '}', '[', ']', '"', ':', ',', 'null', 'true', 'false', '1e309', '-0', 'NaN', '"ON"', '"OFF"', '"Temperature"', '"ENERGY"', '"switch:0"', '"params"', '"NotifyStatus"', '"method"', '"aenergy"', '"total"', '21.5', '"TempUnit"', '"F"', '"PressureUnit"', '"inHg"', '"__proto__"', '"constructor"', '"toString"', '\u0000', '\uffff', ' ']
 
 t.test('10,000 fuzzed payloads per topic family never throw or produce an invalid metric', async (t) => {
   const rand = rng(2024)
@@ -69,4 +69,11 @@ t.test('10,000 fuzzed payloads per topic family never throw or produce an invali
       t.equal(bad, 0, `${decoder.id} on ${topic}`)
     }
   }
+})
+
+t.test('keys that name Object.prototype members are not fields, units or sensors of their own', async (t) => {
+  const decode = (topic: string, json: string) => tasmotaDecoder.decode({ transport: 'mqtt', topic, bytes: new TextEncoder().encode(json) })
+  const r = decode('tele/dev/SENSOR', '{"AM2301":{"__proto__":1,"constructor":2,"toString":3,"hasOwnProperty":4,"Temperature":21.5},"PressureUnit":"constructor","BMP280":{"Pressure":1000}}')
+  t.ok(r.ok)
+  if (r.ok) t.same(r.metrics, [{ name: 'temperature_c', unit: 'Cel', value: 21.5 }], 'only the real field; an unknown pressure unit drops the pressure')
 })

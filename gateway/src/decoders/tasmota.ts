@@ -37,7 +37,10 @@ const SENSOR_FIELDS: Readonly<Record<string, { name: string; unit: string }>> = 
   Current: { name: 'current_a', unit: 'A' },
   Frequency: { name: 'frequency_hz', unit: 'Hz' },
 }
-const PRESSURE_TO_HPA: Readonly<Record<string, number>> = { hPa: 1, mmHg: 1.333224, inHg: 33.863886 }
+// Maps, not object lookups: a key from the payload such as "__proto__" or
+// "constructor" must find nothing.
+const FIELDS: ReadonlyMap<string, { name: string; unit: string }> = new Map(Object.entries(SENSOR_FIELDS))
+const PRESSURE_TO_HPA: ReadonlyMap<string, number> = new Map([['hPa', 1], ['mmHg', 1.333224], ['inHg', 33.863886]])
 const MAX_METRICS = 64
 
 class Metrics {
@@ -45,8 +48,13 @@ class Metrics {
   add(name: string, unit: string, value: number): void {
     if (!Number.isFinite(value) || this.list.length >= MAX_METRICS) return
     let n = name
-    for (let i = 2; this.list.some((m) => m.name === n); i++) n = `${name}_${i}`
+    for (let i = 2; this.#has(n); i++) n = `${name}_${i}`
     if (nameOk(n)) this.list.push({ name: n, unit, value })
+  }
+
+  #has(name: string): boolean {
+    for (const m of this.list) if (m.name === name) return true
+    return false
   }
 }
 const NAME_OK = new Map<string, boolean>()
@@ -68,32 +76,37 @@ function parse(bytes: Uint8Array): Record<string, unknown> | string {
 }
 
 function sensor(j: Record<string, unknown>): DecodeResult {
-  const tempUnit = j['TempUnit'] === 'F' ? 'F' : 'C'
-  const pressureUnit = typeof j['PressureUnit'] === 'string' ? j['PressureUnit'] : 'hPa'
-  const pScale = PRESSURE_TO_HPA[pressureUnit]
+  const tempF = j['TempUnit'] === 'F'
+  const pressureUnit = j['PressureUnit']
+  const pScale = typeof pressureUnit === 'string' ? PRESSURE_TO_HPA.get(pressureUnit) : 1
   const out = new Metrics()
   const sensors: string[] = []
-  for (const [key, block] of Object.entries(j)) {
+  // for…in over a JSON.parse result: its own keys, in Object.entries' order.
+  for (const key in j) {
+    const block = j[key]
     if (!isObj(block)) continue
     sensors.push(key)
-    for (const [field, raw] of Object.entries(block)) {
-      const f = SENSOR_FIELDS[field]
-      if (!f) continue
-      const values = Array.isArray(raw) ? raw : [raw]
-      for (const v of values) {
-        if (typeof v !== 'number') continue
-        let value = v
-        if (f.name === 'temperature_c' || f.name === 'dewpoint_c') value = tempUnit === 'F' ? ((v - 32) * 5) / 9 : v
-        if (f.name === 'pressure_hpa') {
-          if (pScale === undefined) continue
-          value = v * pScale
-        }
-        out.add(f.name, f.unit, value)
-      }
+    for (const field in block) {
+      const f = FIELDS.get(field)
+      if (f === undefined) continue
+      const raw = block[field]
+      if (Array.isArray(raw)) for (const v of raw) addValue(out, f, v, tempF, pScale)
+      else addValue(out, f, raw, tempF, pScale)
     }
   }
   if (sensors.length === 0) return reject('not-matched', 'SENSOR payload holds no sensor object')
   return { ok: true, metrics: out.list, meta: { sensors: sensors.join(',').slice(0, 200) } }
+}
+
+function addValue(out: Metrics, f: { name: string; unit: string }, v: unknown, tempF: boolean, pScale: number | undefined): void {
+  if (typeof v !== 'number') return
+  let value = v
+  if (f.name === 'temperature_c' || f.name === 'dewpoint_c') value = tempF ? ((v - 32) * 5) / 9 : v
+  if (f.name === 'pressure_hpa') {
+    if (pScale === undefined) return
+    value = v * pScale
+  }
+  out.add(f.name, f.unit, value)
 }
 
 function state(j: Record<string, unknown>): DecodeResult {
