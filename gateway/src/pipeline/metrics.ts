@@ -3,9 +3,32 @@
 
 type Labels = Readonly<Record<string, string>>
 
+/** Rendered label sets by their raw form (names and values in the caller's order), bounded. */
+const LABEL_KEYS = new Map<string, string>()
+const LABEL_KEYS_MAX = 10_000
+
+/**
+ * The exposition form of a label set (names sorted, values escaped), which
+ * also keys its series. Called on every counter increment and histogram
+ * observation, so label sets seen before are looked up, not rendered again.
+ */
 function labelKey(labels: Labels): string {
-  const keys = Object.keys(labels).sort()
-  return keys.map((k) => `${k}="${escapeLabel(labels[k] ?? '')}"`).join(',')
+  let raw = ''
+  for (const k in labels) {
+    const v = labels[k] ?? ''
+    // Length-prefixed: no two label sets share a raw form, whatever their values hold.
+    raw += `${k.length}:${k}${v.length}:${v}`
+  }
+  if (raw === '') return ''
+  let key = LABEL_KEYS.get(raw)
+  if (key === undefined) {
+    key = Object.keys(labels)
+      .sort()
+      .map((k) => `${k}="${escapeLabel(labels[k] ?? '')}"`)
+      .join(',')
+    if (LABEL_KEYS.size < LABEL_KEYS_MAX) LABEL_KEYS.set(raw, key)
+  }
+  return key
 }
 
 function escapeLabel(v: string): string {
