@@ -27,7 +27,7 @@ import {
   toChecksumAddress,
   tryHexToBytes,
 } from './hex.ts'
-import { leafOfHash, seqLeaf } from './keccak.ts'
+import { leafOfHash, seqLeaf, seqLeafInto } from './keccak.ts'
 import { AUTH_KINDS, BLE_CCM_SCHEMES, CLOCK_STATES, SOURCE_KINDS } from './types.ts'
 import type { AuthKind, BleCcmScheme, ClockState, Hex, Metric, RadioMeta, Reading, ReadingAuth, SourceKind } from './types.ts'
 import { checkMetric } from './units.ts'
@@ -202,7 +202,14 @@ function plan(r: Reading): number {
   }
   if (sorted) planMetrics = metrics as readonly Metric[]
   else {
-    const copy = (metrics as readonly Metric[]).slice().sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    // Insertion sort: readings hold a few metrics, where it beats Array.prototype.sort's setup.
+    const copy = (metrics as readonly Metric[]).slice()
+    for (let i = 1; i < copy.length; i++) {
+      const m = copy[i] as Metric
+      let j = i - 1
+      for (; j >= 0 && (copy[j] as Metric).name > m.name; j--) copy[j + 1] = copy[j] as Metric
+      copy[j + 1] = m
+    }
     for (let i = 1; i < copy.length; i++) {
       if ((copy[i] as Metric).name === (copy[i - 1] as Metric).name) throw invalid('metrics', `duplicate metric name "${(copy[i] as Metric).name}"`)
     }
@@ -698,6 +705,16 @@ export function leafHashOf(seq: bigint, readingHash32: Uint8Array): Uint8Array {
 export function leafHash(seq: bigint, canonical: Uint8Array): Uint8Array {
   if (!isU64(seq)) throw invalid('seq', 'must be a bigint in 0 … 2^64-1')
   return seqLeaf(seq, canonical)
+}
+
+/**
+ * leafHash written to out[outOff .. outOff+32]. A commit writes its leaves
+ * into one buffer: a 32-byte array of its own lives on V8's heap, and
+ * binding it to a SQLite statement moves it off the heap first.
+ */
+export function leafHashInto(seq: bigint, canonical: Uint8Array, out: Uint8Array, outOff: number): void {
+  if (!isU64(seq)) throw invalid('seq', 'must be a bigint in 0 … 2^64-1')
+  seqLeafInto(seq, canonical, out, outOff)
 }
 
 // --- JSON form -------------------------------------------------------------

@@ -362,12 +362,23 @@ export function keccak256(input: Uint8Array): Uint8Array {
  * `seq` must be a uint64 (the caller checks).
  */
 export function seqLeaf(seq: bigint, bytes: Uint8Array): Uint8Array {
-  if (bytes.length > IN_CAPACITY) return leafOfHash(seq, keccak256(bytes))
+  const out = new Uint8Array(32)
+  seqLeafInto(seq, bytes, out, 0)
+  return out
+}
+
+/** seqLeaf written to out[outOff .. outOff+32]. */
+export function seqLeafInto(seq: bigint, bytes: Uint8Array, out: Uint8Array, outOff: number): void {
+  if (outOff < 0 || outOff + 32 > out.length) throw new RangeError('seqLeafInto: output range out of bounds')
+  if (bytes.length > IN_CAPACITY) {
+    out.set(leafOfHash(seq, keccak256(bytes)), outOff)
+    return
+  }
   const m = memory(NODES_AT)
   seqWord(m, seq)
   m.set(bytes, IN)
   wasm.leaf(IN, bytes.length, OUT)
-  return m.slice(OUT, OUT + 32)
+  out.set(m.subarray(OUT, OUT + 32), outOff)
 }
 
 /** seqLeaf from the 32-byte hash of the bytes: keccak256(keccak256(abi.encode(seq, hash))). */

@@ -77,3 +77,22 @@ t.test('keys that name Object.prototype members are not fields, units or sensors
   t.ok(r.ok)
   if (r.ok) t.same(r.metrics, [{ name: 'temperature_c', unit: 'Cel', value: 21.5 }], 'only the real field; an unknown pressure unit drops the pressure')
 })
+
+t.test('Tasmota reads a topic as tele/<topic>/SENSOR or tele/<topic>/STATE, the same as splitting it into levels', async (t) => {
+  const rand = rng(7)
+  const parts = ['tele', 'stat', 'SENSOR', 'STATE', 'RESULT', 'LWT', 'plug1', '', 'SENSORS', 'xSTATE', 'tele/']
+  const byLevels = (topic: string) => {
+    const levels = topic.split('/')
+    const kind = levels[levels.length - 1]
+    return levels[0] === 'tele' && levels.length >= 3 && (kind === 'SENSOR' || kind === 'STATE')
+  }
+  const fixed = ['tele/SENSOR', 'tele//SENSOR', 'tele/a/STATE', 'tele/a/b/SENSOR', 'telex/a/SENSOR', 'tele/a/SENSOR/', '/tele/a/SENSOR', 'tele/STATE', 'tele/a/sensor']
+  const topics = [...fixed, ...Array.from({ length: 3000 }, () => Array.from({ length: 1 + Math.floor(rand() * 4) }, () => parts[Math.floor(rand() * parts.length)]).join('/'))]
+  let differ = 0
+  for (const topic of topics) {
+    const r = tasmotaDecoder.decode({ transport: 'mqtt', topic, bytes: new TextEncoder().encode('{"AM2301":{"Temperature":1}}') })
+    const matched = r.ok || r.code !== 'not-matched'
+    if (matched !== byLevels(topic)) differ++
+  }
+  t.equal(differ, 0)
+})

@@ -127,9 +127,10 @@ export const tasmotaDecoder: Decoder = {
   match: { transport: 'mqtt', topic: 'tele/#' },
   input: 'json',
   decode(frame) {
-    const levels = (frame.topic ?? '').split('/')
-    const kind = levels[levels.length - 1]
-    if (levels[0] !== 'tele' || levels.length < 3 || (kind !== 'SENSOR' && kind !== 'STATE')) return reject('not-matched', 'only tele/<topic>/SENSOR and tele/<topic>/STATE carry readings')
+    // tele/<topic>/SENSOR or tele/<topic>/STATE, read without splitting the topic (once per message).
+    const topic = frame.topic ?? ''
+    const kind = topic.endsWith('/SENSOR') ? 'SENSOR' : topic.endsWith('/STATE') ? 'STATE' : undefined
+    if (kind === undefined || !topic.startsWith('tele/') || topic.length - kind.length - 1 <= 4) return reject('not-matched', 'only tele/<topic>/SENSOR and tele/<topic>/STATE carry readings')
     const j = parse(frame.bytes)
     if (typeof j === 'string') return reject('malformed', j)
     return kind === 'SENSOR' ? sensor(j) : state(j)

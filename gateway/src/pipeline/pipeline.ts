@@ -20,7 +20,7 @@
 // make up the next transaction. Sealing and retention write on the main
 // connection only between transactions, so they never wait for the lock.
 
-import { encodeReading, leafHash } from '../core/canonical.ts'
+import { encodeReading, leafHashInto } from '../core/canonical.ts'
 import { buildMerkleTree } from '../core/merkle.ts'
 import { FieldproofError, isFieldproofError } from '../core/errors.ts'
 import { bytesToHex } from '../core/hex.ts'
@@ -365,15 +365,17 @@ export class Pipeline {
   #commit(items: Pending[]): void {
     const first = this.#nextSeq
     const now = this.#now()
+    const leaves = new Uint8Array(32 * items.length)
     const rows = items.map((p, i) => {
       const seq = first + BigInt(i)
+      leafHashInto(seq, p.canonical, leaves, 32 * i)
       return {
         seq,
         deviceId: p.reading.deviceId,
         source: p.reading.source,
         receivedMs: p.reading.received.wallMs,
         canonical: p.canonical,
-        leaf: leafHash(seq, p.canonical),
+        leaf: leaves.subarray(32 * i, 32 * i + 32),
         counter: counterOf(p.reading),
       }
     })

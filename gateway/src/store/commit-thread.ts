@@ -15,7 +15,7 @@
 // so the main thread can wait for it synchronously during shutdown.
 
 import { workerData, type MessagePort } from 'node:worker_threads'
-import { leafHash } from '../core/canonical.ts'
+import { leafHashInto } from '../core/canonical.ts'
 import { Store, type ReadingRow } from './store.ts'
 
 /** One group commit sent to the commit thread. */
@@ -75,8 +75,8 @@ function commit(job: CommitJob): void {
       const end = job.ends[i] as number
       const canonical = job.bytes.subarray(start, end)
       const seq = job.firstSeq + BigInt(i)
-      const leaf = leafHash(seq, canonical)
-      leaves.set(leaf, 32 * i)
+      leafHashInto(seq, canonical, leaves, 32 * i)
+      const leaf = leaves.subarray(32 * i, 32 * i + 32)
       rows[i] = { seq, deviceId: job.deviceIds[i] as string, source: job.sources[i] as string, receivedMs: job.receivedMs[i] as number, canonical, leaf }
       start = end
     }

@@ -48,7 +48,9 @@ export function devicePrefixes(deviceId: string, cfg: MqttDeviceConfig): string[
 }
 
 function under(prefix: string, topic: string): boolean {
-  return topic === prefix || topic.startsWith(prefix + '/')
+  // topic === prefix or starts with prefix + '/', without building that string for every message.
+  if (!topic.startsWith(prefix)) return false
+  return topic.length === prefix.length || topic.charCodeAt(prefix.length) === 0x2f
 }
 
 /** May this client publish to `topic`? */
