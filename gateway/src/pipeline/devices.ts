@@ -129,12 +129,12 @@ export class DeviceRegistry {
 
   /** Count an accepted or rejected message of a registered device (written within a second). */
   touch(deviceId: string, u: { accepted?: number; rejected?: number; state?: string }): void {
-    const t = this.#touches.get(deviceId) ?? { seen: 0, accepted: 0, rejected: 0 }
+    let t = this.#touches.get(deviceId)
+    if (t === undefined) this.#touches.set(deviceId, (t = { seen: 0, accepted: 0, rejected: 0 }))
     t.seen = this.#now()
     t.accepted += u.accepted ?? 0
     t.rejected += u.rejected ?? 0
     if (u.state !== undefined) t.state = u.state
-    this.#touches.set(deviceId, t)
   }
 
   /** Write pending device activity in one transaction. */

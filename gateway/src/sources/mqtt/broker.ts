@@ -199,9 +199,9 @@ export class MqttSource implements Source {
   readonly #goodCredentials = new Map<string, number>()
   readonly #failures = new Map<string, { windowStart: number; count: number }>()
   /** The decoder for a (format, topic), or null when the topic is not one of the format's reading topics. */
-  readonly #decoderCache = new Map<string, Decoder | null>()
-  /** Publishes counted since the last flush into fieldproof_mqtt_messages_total, by `${qos} ${outcome}`. */
-  readonly #counts = new Map<string, number>()
+  readonly #decoderCache = new Map<string, Map<string, Decoder | null>>()
+  /** Publishes counted since the last flush into fieldproof_mqtt_messages_total, by QoS, then outcome. */
+  readonly #counts = new Map<string, Map<string, number>>()
   #countsFlushScheduled = false
   readonly #m: { rejects: Counter; messages: Counter; connects: Counter }
   #broker: Aedes | undefined
@@ -235,8 +235,9 @@ export class MqttSource implements Source {
    * label key per message cost more than the rest of the accounting.
    */
   #count(qos: string, outcome: string): void {
-    const k = `${qos} ${outcome}`
-    this.#counts.set(k, (this.#counts.get(k) ?? 0) + 1)
+    let byOutcome = this.#counts.get(qos)
+    if (byOutcome === undefined) this.#counts.set(qos, (byOutcome = new Map()))
+    byOutcome.set(outcome, (byOutcome.get(outcome) ?? 0) + 1)
     if (this.#countsFlushScheduled) return
     this.#countsFlushScheduled = true
     setImmediate(() => this.#flushCounts())
@@ -244,21 +245,21 @@ export class MqttSource implements Source {
 
   #flushCounts(): void {
     this.#countsFlushScheduled = false
-    for (const [k, n] of this.#counts) {
-      const i = k.indexOf(' ')
-      this.#m.messages.inc({ qos: k.slice(0, i), outcome: k.slice(i + 1) }, n)
+    for (const [qos, byOutcome] of this.#counts) {
+      for (const [outcome, n] of byOutcome) this.#m.messages.inc({ qos, outcome }, n)
+      byOutcome.clear()
     }
-    this.#counts.clear()
   }
 
-  /** The decoder of `format` for a topic (decodersFor routes by topic patterns), cached. */
+  /** The decoder of `format` for a topic (decodersFor routes by topic patterns), cached by format, then topic. */
   #decoderFor(format: string, topic: string): Decoder | undefined {
-    const k = `${format}\0${topic}`
-    const hit = this.#decoderCache.get(k)
+    let byTopic = this.#decoderCache.get(format)
+    if (byTopic === undefined) this.#decoderCache.set(format, (byTopic = new Map()))
+    const hit = byTopic.get(topic)
     if (hit !== undefined) return hit ?? undefined
     const d = decodersFor({ transport: 'mqtt', topic }).find((x) => x.id === format)
-    if (this.#decoderCache.size >= DECODER_CACHE_MAX) this.#decoderCache.clear()
-    this.#decoderCache.set(k, d ?? null)
+    if (byTopic.size >= DECODER_CACHE_MAX) byTopic.clear()
+    byTopic.set(topic, d ?? null)
     return d
   }
 
