@@ -95,6 +95,54 @@ t.test('batches seal by count, are signed, and link by hash', async (t) => {
   store.close()
 })
 
+t.test('a commit that fills a batch stores the batch in the same transaction; a failed one stores neither', async (t) => {
+  const { pipeline, store } = openPipeline(t.testdir(), { batchMaxReadings: 100 })
+  let separate = 0
+  const insertBatch = store.insertBatch.bind(store)
+  store.insertBatch = (b) => {
+    separate++
+    insertBatch(b)
+  }
+  await pipeline.ingest(Array.from({ length: 60 }, (_, i) => reading(i)))
+  t.equal(store.stats().batches, 0)
+  await pipeline.ingest(Array.from({ length: 60 }, (_, i) => reading(60 + i)))
+  t.equal(store.stats().batches, 1, 'the commit that reached 100 open readings sealed batch 1')
+  t.equal(separate, 0, 'in its own transaction, not a second one')
+  t.equal(pipeline.state.open, 20)
+  // 230 at once: one batch inside the commit, the next full one by seal() after it.
+  await pipeline.ingest(Array.from({ length: 230 }, (_, i) => reading(120 + i)))
+  t.equal(store.stats().batches, 3)
+  t.equal(separate, 1)
+  t.equal(pipeline.state.open, 50)
+  t.equal(checkChain(t, store), 3)
+
+  // A commit whose transaction fails leaves neither its readings nor its batch.
+  const lastSeq = store.lastSeq()
+  const insertReadingsAndBatch = store.insertReadingsAndBatch.bind(store)
+  store.insertReadingsAndBatch = (rows, b) => {
+    store.db.exec("CREATE TEMP TRIGGER fail_batch BEFORE INSERT ON batches BEGIN SELECT RAISE(ABORT, 'disk said no'); END")
+    try {
+      insertReadingsAndBatch(rows, b)
+    } finally {
+      store.db.exec('DROP TRIGGER fail_batch')
+    }
+  }
+  const refused = await pipeline.ingest(Array.from({ length: 50 }, (_, i) => reading(400 + i))).then(
+    () => 'stored',
+    (e: unknown) => String((e as Error).message),
+  )
+  t.match(refused, /disk said no/, 'the senders are refused')
+  t.equal(store.lastSeq(), lastSeq, 'no reading of it was stored')
+  t.equal(store.stats().batches, 3, 'nor its batch')
+  store.insertReadingsAndBatch = insertReadingsAndBatch
+  // The pipeline goes on from where the store is: same seqs, same chain.
+  await pipeline.ingest(Array.from({ length: 50 }, (_, i) => reading(500 + i)))
+  t.equal(store.stats().batches, 4)
+  t.equal(checkChain(t, store), 4)
+  pipeline.stop()
+  store.close()
+})
+
 t.test('batches seal by age', async (t) => {
   const { pipeline, store } = openPipeline(t.testdir(), { batchMaxAgeMs: 150 })
   await pipeline.ingest([reading(1), reading(2), reading(3)])

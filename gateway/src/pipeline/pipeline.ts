@@ -26,7 +26,7 @@ import { FieldproofError, isFieldproofError } from '../core/errors.ts'
 import { bytesToHex } from '../core/hex.ts'
 import type { BatchHeader, Hex, Reading, SignedBatch } from '../core/types.ts'
 import { CommitWorker, type CommitOutcome, type CommitRow } from '../store/commit-worker.ts'
-import type { Store } from '../store/store.ts'
+import type { BatchRow, Store } from '../store/store.ts'
 import { ReadingBus } from './bus.ts'
 import type { MetricsRegistry, Counter, Histogram } from './metrics.ts'
 
@@ -91,6 +91,14 @@ interface OpenLeaf {
   readonly leaf: Uint8Array
   readonly bytes: number
   readonly at: number
+}
+
+/** A batch built and signed, not yet stored (Pipeline.#prepareSeal). */
+interface PreparedSeal {
+  readonly signed: SignedBatch
+  readonly row: BatchRow
+  /** Open leaves it closes, from the oldest. */
+  readonly count: number
 }
 
 /** Transactions queued on the commit thread at most: the next one starts as soon as the previous is on disk. */
@@ -379,8 +387,24 @@ export class Pipeline {
         counter: counterOf(p.reading),
       }
     })
+    // A commit that fills a batch stores the batch in its own transaction: one fsync for both.
+    let batch: { sealed: PreparedSeal; t0: number } | undefined
+    if (this.#open.length + items.length >= this.#o.batchMaxReadings) {
+      const t0 = performance.now()
+      const take = this.#open.slice(0, this.#o.batchMaxReadings)
+      for (let i = 0; take.length < this.#o.batchMaxReadings; i++) {
+        take.push({ seq: first + BigInt(i), leaf: (rows[i] as (typeof rows)[number]).leaf, bytes: (items[i] as Pending).canonical.length, at: now })
+      }
+      try {
+        batch = { sealed: this.#prepareSeal(take), t0 }
+      } catch (e) {
+        // Sealed later by seal(), as before; the readings are committed regardless.
+        this.#o.onError?.(e, 'seal')
+      }
+    }
     try {
-      this.store.insertReadings(rows)
+      if (batch) this.store.insertReadingsAndBatch(rows, batch.sealed.row)
+      else this.store.insertReadings(rows)
     } catch (e) {
       // Nothing was stored: every sender gets the error and may retry.
       const err = isFieldproofError(e) ? e : new FieldproofError('INTERNAL', `commit failed: ${(e as Error).message}`, { cause: e })
@@ -392,6 +416,7 @@ export class Pipeline {
     this.#nextSeq = first + BigInt(items.length)
     this.#durableThrough = this.#nextSeq - 1n
     this.#accepted(items, first, (i) => (rows[i] as (typeof rows)[number]).leaf, now)
+    if (batch) this.#sealed(batch.sealed, batch.t0)
     while (this.#open.length >= this.#o.batchMaxReadings) this.seal(this.#o.batchMaxReadings)
     this.#scheduleSeal()
   }
@@ -468,7 +493,14 @@ export class Pipeline {
   seal(max = this.#open.length): SignedBatch | undefined {
     if (this.#open.length === 0) return undefined
     const t0 = performance.now()
-    const take = this.#open.slice(0, Math.min(max, this.#open.length))
+    const sealed = this.#prepareSeal(this.#open.slice(0, Math.min(max, this.#open.length)))
+    this.store.insertBatch(sealed.row)
+    this.#sealed(sealed, t0)
+    return sealed.signed
+  }
+
+  /** Build and sign the batch of `take` (the oldest open leaves, in seq order), chained to the last batch. Writes nothing. */
+  #prepareSeal(take: readonly OpenLeaf[]): PreparedSeal {
     const firstLeaf = take[0] as OpenLeaf
     const lastLeaf = take[take.length - 1] as OpenLeaf
     const tree = buildMerkleTree(take.map((l) => l.leaf))
@@ -485,7 +517,7 @@ export class Pipeline {
     const signed = this.#o.signer.sign(header)
     let bytes = 0
     for (const l of take) bytes += l.bytes
-    this.store.insertBatch({
+    const row: BatchRow = {
       id: header.batchId,
       firstSeq: header.firstSeq,
       lastSeq: header.lastSeq,
@@ -497,13 +529,17 @@ export class Pipeline {
       gateway: header.gateway,
       sealedAtMs: Number(header.sealedAtMs),
       bytes,
-    })
-    this.#open.splice(0, take.length)
-    this.#lastBatch = { id: header.batchId, hash: signed.hash, lastSeq: header.lastSeq }
+    }
+    return { signed, row, count: take.length }
+  }
+
+  /** A prepared batch is on disk: close its leaves, chain on from it, publish it. */
+  #sealed(p: PreparedSeal, t0: number): void {
+    this.#open.splice(0, p.count)
+    this.#lastBatch = { id: p.row.id, hash: p.signed.hash, lastSeq: p.row.lastSeq }
     this.#m.sealed.inc()
     this.#m.sealLatency.observe((performance.now() - t0) / 1000)
-    this.bus.publishBatch(signed)
-    return signed
+    this.bus.publishBatch(p.signed)
   }
 
   /** Retention and the size cap; runs every second (cheap when nothing is due). */

@@ -436,13 +436,27 @@ export class Store {
 
   insertBatch(b: BatchRow): void {
     this.#check()
+    this.db.transaction(() => this.#writeBatch(b)).immediate()
+  }
+
+  /**
+   * insertReadings and then insertBatch, in one transaction (one fsync): a
+   * group commit that completes a batch stores both, or neither.
+   */
+  insertReadingsAndBatch(rows: readonly ReadingRow[], b: BatchRow): void {
+    this.#check()
     this.db.transaction(() => {
-      this.#s.insertBatch.run({ ...b, sealedAtMs: b.sealedAtMs })
-      this.#s.setMeta.run('last_batch_id', b.id.toString())
-      // Kept in meta too, so the chain continues even after every batch row was pruned.
-      this.#s.setMeta.run('last_batch_hash', '0x' + Buffer.from(b.hash).toString('hex'))
-      this.#s.setMeta.run('last_batch_last_seq', b.lastSeq.toString())
+      this.#insertTx(rows)
+      this.#writeBatch(b)
     }).immediate()
+  }
+
+  #writeBatch(b: BatchRow): void {
+    this.#s.insertBatch.run({ ...b, sealedAtMs: b.sealedAtMs })
+    this.#s.setMeta.run('last_batch_id', b.id.toString())
+    // Kept in meta too, so the chain continues even after every batch row was pruned.
+    this.#s.setMeta.run('last_batch_hash', '0x' + Buffer.from(b.hash).toString('hex'))
+    this.#s.setMeta.run('last_batch_last_seq', b.lastSeq.toString())
   }
 
   batch(id: bigint): BatchRow | undefined {
