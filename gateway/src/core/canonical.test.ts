@@ -132,6 +132,35 @@ t.test('input order does not matter; -0 encodes as +0', async (t) => {
   t.ok(Object.is(decodeReading(z1).metrics[0]?.value, 0), 'decodes as +0')
 })
 
+t.test('encodings are independent: views of shared slabs never overlap or change, large ones stand alone', async (t) => {
+  const rand = rng(11)
+  const made: { bytes: Uint8Array; copy: string }[] = []
+  for (let i = 0; i < 3000; i++) {
+    const raw = new Uint8Array(Math.floor(rand() * (i % 50 === 0 ? 3000 : 200))).map(() => Math.floor(rand() * 256))
+    const bytes = encodeReading({ ...base, received: { ...base.received, wallMs: i }, raw })
+    made.push({ bytes, copy: bytesToHex(bytes) })
+  }
+  let changed = 0
+  let overlaps = 0
+  const byBuffer = new Map<ArrayBufferLike, [number, number][]>()
+  for (const m of made) {
+    if (bytesToHex(m.bytes) !== m.copy) changed++
+    const spans = byBuffer.get(m.bytes.buffer) ?? []
+    for (const [a, b] of spans) if (m.bytes.byteOffset < b && a < m.bytes.byteOffset + m.bytes.length) overlaps++
+    spans.push([m.bytes.byteOffset, m.bytes.byteOffset + m.bytes.length])
+    byBuffer.set(m.bytes.buffer, spans)
+  }
+  t.equal(changed, 0, 'every encoding keeps its bytes while later ones are made')
+  t.equal(overlaps, 0, 'no two encodings share a byte')
+  t.ok(byBuffer.size > 1 && byBuffer.size < made.length, `${made.length} encodings in ${byBuffer.size} buffers`)
+  const large = made.filter((m) => m.bytes.length > 1024)
+  t.ok(large.length > 0 && large.every((m) => m.bytes.byteOffset === 0 && m.bytes.buffer.byteLength === m.bytes.length), 'encodings over 1 KiB have a buffer of their own')
+  // Many metrics in shuffled order encode as in sorted order.
+  const metrics = Array.from({ length: 12 }, (_, i) => ({ name: `x_${String.fromCharCode(97 + i)}`, unit: 'Cel', value: i }))
+  const shuffled = [...metrics].sort(() => rand() - 0.5)
+  t.same(encodeReading({ ...base, metrics: shuffled }), encodeReading({ ...base, metrics }))
+})
+
 t.test('absent and empty optional fields are distinct and round-trip', async (t) => {
   const variants: Reading[] = [
     base,
