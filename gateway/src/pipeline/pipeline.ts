@@ -387,7 +387,7 @@ export class Pipeline {
         counter: counterOf(p.reading),
       }
     })
-    // A commit that fills a batch stores the batch in its own transaction: one fsync for both.
+    // A commit that fills a batch stores the batch in the same transaction: one fsync for both.
     let batch: { sealed: PreparedSeal; t0: number } | undefined
     if (this.#open.length + items.length >= this.#o.batchMaxReadings) {
       const t0 = performance.now()
