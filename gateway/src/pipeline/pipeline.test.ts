@@ -143,6 +143,26 @@ t.test('a commit that fills a batch stores the batch in the same transaction; a 
   store.close()
 })
 
+t.test('a batch that cannot be stored after its readings commit is reported, not thrown; it is sealed later', async (t) => {
+  const errors: string[] = []
+  const { pipeline, store } = openPipeline(t.testdir(), { batchMaxReadings: 50, onError: (_e, where) => errors.push(where) })
+  store.db.exec("CREATE TEMP TRIGGER fail_batch BEFORE INSERT ON batches WHEN NEW.id >= 2 BEGIN SELECT RAISE(ABORT, 'disk said no'); END")
+  // One commit of 120: batch 1 rides it; batch 2, sealed after it on its own, is refused.
+  const seqs = await pipeline.ingest(Array.from({ length: 120 }, (_, i) => reading(i)))
+  t.equal(seqs.length, 120, 'the readings are acknowledged')
+  t.equal(store.stats().readings, 120, 'and on disk')
+  t.equal(store.stats().batches, 1)
+  t.same(errors, ['seal'], 'the refused seal is reported')
+  t.equal(pipeline.state.open, 70, 'its readings stay open')
+  store.db.exec('DROP TRIGGER fail_batch')
+  await pipeline.ingest([reading(500)])
+  t.equal(store.stats().batches, 2, 'sealed after the next commit')
+  pipeline.stop()
+  t.equal(checkChain(t, store), 3)
+  t.equal(store.lastBatch()?.lastSeq, 121n)
+  store.close()
+})
+
 t.test('batches seal by age', async (t) => {
   const { pipeline, store } = openPipeline(t.testdir(), { batchMaxAgeMs: 150 })
   await pipeline.ingest([reading(1), reading(2), reading(3)])

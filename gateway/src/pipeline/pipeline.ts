@@ -417,7 +417,12 @@ export class Pipeline {
     this.#durableThrough = this.#nextSeq - 1n
     this.#accepted(items, first, (i) => (rows[i] as (typeof rows)[number]).leaf, now)
     if (batch) this.#sealed(batch.sealed, batch.t0)
-    while (this.#open.length >= this.#o.batchMaxReadings) this.seal(this.#o.batchMaxReadings)
+    try {
+      while (this.#open.length >= this.#o.batchMaxReadings) this.seal(this.#o.batchMaxReadings)
+    } catch (e) {
+      // The readings are committed and acknowledged; their batch is sealed after the next commit or by age.
+      this.#o.onError?.(e, 'seal')
+    }
     this.#scheduleSeal()
   }
 
