@@ -315,7 +315,9 @@ async function brokers(): Promise<void> {
       const text = await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text()
       const sum = Number(/^fieldproof_commit_readings_sum(?:\{\})? (\S+)$/m.exec(text)?.[1] ?? NaN)
       const count = Number(/^fieldproof_commit_readings_count(?:\{\})? (\S+)$/m.exec(text)?.[1] ?? NaN)
-      return (sum / count).toFixed(1)
+      const batches = Number(/^fieldproof_batches_sealed_total(?:\{\})? (\S+)$/m.exec(text)?.[1] ?? NaN)
+      const onThread = Number(/^fieldproof_batches_sealed_on_thread_total(?:\{\})? (\S+)$/m.exec(text)?.[1] ?? NaN)
+      return `${(sum / count).toFixed(1)} readings per commit, ${onThread} of ${batches} batches sealed on the seal thread`
     }
     const range = (xs: number[], d = 0) => `${Math.min(...xs).toFixed(d)} … ${Math.max(...xs).toFixed(d)}`
     const all = (pick: (r: Row) => LoadResult | undefined) => rows.map(pick).filter((m): m is LoadResult => m !== undefined)
@@ -333,7 +335,7 @@ async function brokers(): Promise<void> {
     ] as const) {
       if (!g) continue
       const ms = all(pick)
-      console.log(`  ${label.padEnd(34)} ${range(ms.map((m) => m.rate))} msg/s, ${range(ms.map((m) => m.cpuUs), 1)} µs (main thread ${range(ms.map((m) => m.mainUs), 1)}), ${await perCommit(g.httpPort)} readings per commit`)
+      console.log(`  ${label.padEnd(34)} ${range(ms.map((m) => m.rate))} msg/s, ${range(ms.map((m) => m.cpuUs), 1)} µs (main thread ${range(ms.map((m) => m.mainUs), 1)}), ${await perCommit(g.httpPort)}`)
       const ratios = rows.flatMap((r) => (r.alone && pick(r) ? [(100 * (pick(r) as LoadResult).rate) / r.alone.rate] : []))
       if (ratios.length > 0) console.log(`  ${' '.repeat(34)} ${range(ratios)} % of aedes alone (goal ≥ 50 %)`)
     }

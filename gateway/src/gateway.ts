@@ -109,6 +109,7 @@ export class Gateway {
       bus: this.bus,
       metrics: this.metrics,
       signer: { address: key.address, sign: (h) => signBatchHeader(h, privateKey) },
+      sealThreadKey: privateKey,
       batchMaxReadings: c.batch.max_readings,
       batchMaxAgeMs: c.batch.max_age_seconds * 1000,
       maxPending: c.store.max_pending,

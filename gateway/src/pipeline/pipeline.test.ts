@@ -8,7 +8,9 @@ import { bytesToHex } from '../core/hex.ts'
 import { isFieldproofError } from '../core/errors.ts'
 import { Store } from '../store/store.ts'
 import { SCHEMA_VERSION } from '../store/migrations.ts'
-import { openPipeline, reading, TEST_ADDRESS } from '../../../test/helpers/readings.ts'
+import { openPipeline, reading, TEST_ADDRESS, TEST_KEY } from '../../../test/helpers/readings.ts'
+import type { Pipeline } from './pipeline.ts'
+import type { SealWorker } from './seal-worker.ts'
 import { signedBatchFromRow } from './proofs.ts'
 import type { Histogram, Counter } from './metrics.ts'
 
@@ -272,5 +274,98 @@ t.test('stop() commits what is queued, seals, then refuses input', async (t) => 
   t.equal(store.lastBatchId(), 1n, 'open batch sealed')
   const err = await pipeline.ingest([reading(3)]).catch((e: unknown) => e)
   t.ok(isFieldproofError(err, 'STORE_CLOSED'))
+  store.close()
+})
+
+/** Ingest `batches` full batches one commit after another, as fast as they commit. */
+async function fillBatches(pipeline: Pipeline, size: number, batches: number, from = 0): Promise<void> {
+  for (let b = 0; b < batches; b++) await pipeline.ingest(Array.from({ length: size }, (_, i) => reading(from + b * size + i)))
+}
+
+/** Wait until `cond` holds (the seal thread answers on the event loop). */
+async function until(cond: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400 && !cond(); i++) await sleep(5)
+  if (!cond()) throw new Error(`timed out waiting for ${what}`)
+}
+
+t.test('under a high rate full batches are built and signed on the seal thread; the chain is the same', async (t) => {
+  const { pipeline, store } = openPipeline(t.testdir(), { batchMaxReadings: 50, sealThreadKey: TEST_KEY })
+  const seen: bigint[] = []
+  pipeline.bus.onBatch((b) => seen.push(b.header.batchId))
+  t.notOk(pipeline.sealThread?.started, 'no thread while batches fill slowly')
+  await fillBatches(pipeline, 50, 1)
+  t.equal(store.stats().batches, 1, 'the first full batch is sealed on the event loop, in its commit')
+  t.notOk(pipeline.sealThread?.started)
+  await fillBatches(pipeline, 50, 20, 50)
+  await until(() => pipeline.state.open === 0, 'every full batch stored')
+  const thread = pipeline.sealThread as SealWorker
+  t.ok(thread.started, 'batches filling faster than 4 a second started the thread')
+  t.ok(thread.answered >= 5, `${thread.answered} of 21 batches sealed on the thread`)
+  t.same(seen, Array.from({ length: 21 }, (_, i) => BigInt(i + 1)), 'published in order, once each')
+  t.equal(checkChain(t, store), 21, 'signatures, roots, links and seq ranges as if sealed on the event loop')
+  pipeline.stop()
+  t.equal(store.stats().readings, 21 * 50)
+  store.close()
+})
+
+t.test('a seal on the event loop supersedes the one on the thread', async (t) => {
+  // Every full batch after the first goes to the thread, however slowly they fill.
+  const { pipeline, store } = openPipeline(t.testdir(), { batchMaxReadings: 50, sealThreadKey: TEST_KEY, sealThreadWithinMs: 60_000 })
+  await fillBatches(pipeline, 50, 4)
+  await until(() => pipeline.state.open === 0 && pipeline.sealThread?.pending === 0, 'the first batches stored, the thread idle')
+  // The next full batch goes to the (running) thread; seal() right away takes
+  // it and the 20 readings after it on the event loop. The thread's answer
+  // is then dropped: no second batch over the same readings.
+  await pipeline.ingest(Array.from({ length: 70 }, (_, i) => reading(1000 + i)))
+  t.equal(pipeline.sealThread?.pending, 1, 'a batch is on the thread')
+  const sealed = pipeline.seal()
+  t.equal(sealed?.header.count, 70)
+  await until(() => pipeline.sealThread?.pending === 0, 'the thread answered')
+  await sleep(20)
+  t.equal(store.stats().batches, 5)
+  t.equal(checkChain(t, store), 5)
+  pipeline.stop()
+  store.close()
+})
+
+t.test('a seal thread that dies: its batch is sealed on the event loop, and a new thread takes the next', async (t) => {
+  const errors: string[] = []
+  const { pipeline, store } = openPipeline(t.testdir(), { batchMaxReadings: 50, sealThreadKey: TEST_KEY, sealThreadWithinMs: 60_000, onError: (_e, where) => errors.push(where) })
+  await fillBatches(pipeline, 50, 2)
+  t.equal(pipeline.sealThread?.pending, 1, 'batch 2 is on the thread, which is still starting')
+  await (pipeline.sealThread as SealWorker).terminate()
+  await until(() => store.stats().batches === 2, 'batch 2 stored')
+  t.ok(errors.includes('seal-thread'), 'the death is reported')
+  await fillBatches(pipeline, 50, 10, 100)
+  await until(() => pipeline.state.open === 0, 'every full batch stored')
+  t.ok((pipeline.sealThread as SealWorker).answered > 0, 'a new thread sealed later batches')
+  t.equal(checkChain(t, store), 12)
+  pipeline.stop()
+  store.close()
+})
+
+t.test('batches that cannot be stored are sealed again later; nothing acknowledged is lost', async (t) => {
+  const { pipeline, store } = openPipeline(t.testdir(), { batchMaxReadings: 50, sealThreadKey: TEST_KEY })
+  await fillBatches(pipeline, 50, 3)
+  await until(() => pipeline.state.open === 0, 'the first batches stored')
+  // Every batch row is refused for a while: a thread's batch riding a commit
+  // fails that commit (its senders retry), one stored alone is dropped.
+  store.db.exec("CREATE TEMP TRIGGER fail_batch BEFORE INSERT ON batches BEGIN SELECT RAISE(ABORT, 'disk said no'); END")
+  const acked: bigint[] = []
+  for (let i = 0; i < 10; i++) {
+    await pipeline.ingest(Array.from({ length: 50 }, (_, k) => reading(500 + 50 * i + k))).then(
+      (seqs) => acked.push(...seqs),
+      () => undefined,
+    )
+  }
+  await sleep(50)
+  t.equal(store.stats().batches, 3, 'no batch stored meanwhile')
+  store.db.exec('DROP TRIGGER fail_batch')
+  await fillBatches(pipeline, 50, 4, 2000)
+  pipeline.stop()
+  const n = checkChain(t, store)
+  t.ok(n > 3, `${n} batches, chain intact`)
+  t.equal(store.lastBatch()?.lastSeq, store.lastSeq(), 'stop sealed every committed reading')
+  for (const s of acked) if (!store.reading(s)) t.fail(`acknowledged seq ${s} missing`)
   store.close()
 })
