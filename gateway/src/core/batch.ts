@@ -22,7 +22,7 @@ import {
   isU32,
   isU64,
   keccak256,
-  keccak256ShortInto,
+  keccak256Into,
   keccak_256,
   parseAddress,
   parseU64Decimal,
@@ -114,9 +114,9 @@ export function hashBatchHeaderBytes(h: BatchHeader): Uint8Array {
   structBuf.set(tryHexToBytes(h.merkleRoot, 32) as Uint8Array, 192)
   structBuf.set(tryHexToBytes(h.prevBatchHash, 32) as Uint8Array, 224)
   putU64(8, h.sealedAtMs)
-  keccak256ShortInto(structBuf, 0, structBuf.length, digestBuf, 34)
+  keccak256Into(structBuf, 0, structBuf.length, digestBuf, 34)
   const out = new Uint8Array(32)
-  keccak256ShortInto(digestBuf, 0, 66, out, 0)
+  keccak256Into(digestBuf, 0, 66, out, 0)
   return out
 }
 

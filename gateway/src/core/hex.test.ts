@@ -2,7 +2,7 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { keccak_256 } from '@noble/hashes/sha3'
 import { keccak256 as viemKeccak } from 'viem'
-import { bytesToHex, keccak256, keccak256ShortInto } from './hex.ts'
+import { bytesToHex, keccak256, keccak256Into } from './hex.ts'
 
 t.test('keccak256 (WebAssembly) equals @noble/hashes and viem on random inputs of every length class', async (t) => {
   let mismatches = 0
@@ -12,7 +12,7 @@ t.test('keccak256 (WebAssembly) equals @noble/hashes and viem on random inputs o
     const ours = bytesToHex(keccak256(input))
     if (ours !== bytesToHex(keccak_256(input))) mismatches++
     const out = new Uint8Array(40)
-    keccak256ShortInto(input, 0, input.length, out, 8)
+    keccak256Into(input, 0, input.length, out, 8)
     if (bytesToHex(out.subarray(8)) !== ours) mismatches++
   }
   t.equal(mismatches, 0)
@@ -21,10 +21,10 @@ t.test('keccak256 (WebAssembly) equals @noble/hashes and viem on random inputs o
   t.equal(bytesToHex(keccak256(new TextEncoder().encode('hello'))), viemKeccak(new TextEncoder().encode('hello')))
 })
 
-t.test('keccak256ShortInto hashes a sub-range and may write over its input', async (t) => {
+t.test('keccak256Into hashes a sub-range and may write over its input', async (t) => {
   const buf = new Uint8Array(randomBytes(64))
   const expected = bytesToHex(keccak_256(buf.subarray(16, 48)))
-  keccak256ShortInto(buf, 16, 32, buf, 0)
+  keccak256Into(buf, 16, 32, buf, 0)
   t.equal(bytesToHex(buf.subarray(0, 32)), expected)
-  t.throws(() => keccak256ShortInto(buf, 60, 10, buf, 0), RangeError)
+  t.throws(() => keccak256Into(buf, 60, 10, buf, 0), RangeError)
 })

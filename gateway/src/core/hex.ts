@@ -126,7 +126,7 @@ export function isSafeU64Number(v: unknown): v is number {
 // Keccak-256 runs in keccak.ts's WebAssembly module. @noble/hashes stays the
 // reference: the tests compare the two on random inputs.
 
-export { keccak256, keccak256Into as keccak256ShortInto } from './keccak.ts'
+export { keccak256, keccak256Into } from './keccak.ts'
 
 // --- Ethereum addresses (EIP-55) ------------------------------------------
 

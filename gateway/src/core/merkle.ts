@@ -12,7 +12,7 @@
 // hashed in one call into keccak.ts's WebAssembly module.
 
 import { FieldproofError } from './errors.ts'
-import { compareBytes, equalBytes, keccak256ShortInto } from './hex.ts'
+import { compareBytes, equalBytes, keccak256Into } from './hex.ts'
 import { hashTreeNodes } from './keccak.ts'
 
 /** A built tree. Proofs are sibling hashes from the leaf up, as MerkleProof.sol takes them. */
@@ -42,7 +42,7 @@ export function hashPair(a: Uint8Array, b: Uint8Array): Uint8Array {
     buf.set(a, 32)
   }
   const out = new Uint8Array(32)
-  keccak256ShortInto(buf, 0, 64, out, 0)
+  keccak256Into(buf, 0, 64, out, 0)
   return out
 }
 
