@@ -19,6 +19,14 @@
 // answered; meanwhile the event loop keeps parsing the next readings, which
 // make up the next transaction. Sealing and retention write on the main
 // connection only between transactions, so they never wait for the lock.
+//
+// Without it, while full batches are sealed less than `sealThreadWithinMs`
+// apart, the Merkle tree and signature of each full batch are made on the
+// seal thread (seal-worker.ts), one batch at a time; its leaves stay open
+// until the answer's batch row rides the next transaction. An answer that
+// is no longer the next batch over the same leaves is dropped, and any seal
+// on the event loop (by age, on stop, when the thread falls behind, after a
+// thread failure) supersedes the one on the thread.
 
 import { encodeReading, leafHashInto } from '../core/canonical.ts'
 import { buildMerkleTree } from '../core/merkle.ts'
