@@ -35,6 +35,12 @@ function checkChain(t: Test, store: Store): number {
   return n
 }
 
+/** Make the store refuse every batch row (from batch `fromId` on), as a failing disk would; returns the undo. */
+function refuseBatches(store: Store, fromId = 1): () => void {
+  store.db.exec(`CREATE TEMP TRIGGER fail_batch BEFORE INSERT ON batches WHEN NEW.id >= ${fromId} BEGIN SELECT RAISE(ABORT, 'disk said no'); END`)
+  return () => store.db.exec('DROP TRIGGER fail_batch')
+}
+
 t.test('the store runs WAL with synchronous=FULL and migrates', async (t) => {
   const dir = t.testdir()
   const store = new Store(join(dir, 'x.db'))
@@ -122,11 +128,11 @@ t.test('a commit that fills a batch stores the batch in the same transaction; a 
   const lastSeq = store.lastSeq()
   const insertReadingsAndBatch = store.insertReadingsAndBatch.bind(store)
   store.insertReadingsAndBatch = (rows, b) => {
-    store.db.exec("CREATE TEMP TRIGGER fail_batch BEFORE INSERT ON batches BEGIN SELECT RAISE(ABORT, 'disk said no'); END")
+    const undo = refuseBatches(store)
     try {
       insertReadingsAndBatch(rows, b)
     } finally {
-      store.db.exec('DROP TRIGGER fail_batch')
+      undo()
     }
   }
   const refused = await pipeline.ingest(Array.from({ length: 50 }, (_, i) => reading(400 + i))).then(
@@ -148,7 +154,7 @@ t.test('a commit that fills a batch stores the batch in the same transaction; a 
 t.test('a batch that cannot be stored after its readings commit is reported, not thrown; it is sealed later', async (t) => {
   const errors: string[] = []
   const { pipeline, store } = openPipeline(t.testdir(), { batchMaxReadings: 50, onError: (_e, where) => errors.push(where) })
-  store.db.exec("CREATE TEMP TRIGGER fail_batch BEFORE INSERT ON batches WHEN NEW.id >= 2 BEGIN SELECT RAISE(ABORT, 'disk said no'); END")
+  const undo = refuseBatches(store, 2)
   // One commit of 120: batch 1 rides it; batch 2, sealed after it on its own, is refused.
   const seqs = await pipeline.ingest(Array.from({ length: 120 }, (_, i) => reading(i)))
   t.equal(seqs.length, 120, 'the readings are acknowledged')
@@ -156,7 +162,7 @@ t.test('a batch that cannot be stored after its readings commit is reported, not
   t.equal(store.stats().batches, 1)
   t.same(errors, ['seal'], 'the refused seal is reported')
   t.equal(pipeline.state.open, 70, 'its readings stay open')
-  store.db.exec('DROP TRIGGER fail_batch')
+  undo()
   await pipeline.ingest([reading(500)])
   t.equal(store.stats().batches, 2, 'sealed after the next commit')
   pipeline.stop()
@@ -350,7 +356,7 @@ t.test('batches that cannot be stored are sealed again later; nothing acknowledg
   await until(() => pipeline.state.open === 0, 'the first batches stored')
   // Every batch row is refused for a while: a thread's batch riding a commit
   // fails that commit (its senders retry), one stored alone is dropped.
-  store.db.exec("CREATE TEMP TRIGGER fail_batch BEFORE INSERT ON batches BEGIN SELECT RAISE(ABORT, 'disk said no'); END")
+  const undo = refuseBatches(store)
   const acked: bigint[] = []
   for (let i = 0; i < 10; i++) {
     await pipeline.ingest(Array.from({ length: 50 }, (_, k) => reading(500 + 50 * i + k))).then(
@@ -360,7 +366,7 @@ t.test('batches that cannot be stored are sealed again later; nothing acknowledg
   }
   await sleep(50)
   t.equal(store.stats().batches, 3, 'no batch stored meanwhile')
-  store.db.exec('DROP TRIGGER fail_batch')
+  undo()
   await fillBatches(pipeline, 50, 4, 2000)
   pipeline.stop()
   const n = checkChain(t, store)
