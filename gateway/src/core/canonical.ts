@@ -717,6 +717,24 @@ export function leafHashInto(seq: bigint, canonical: Uint8Array, out: Uint8Array
   seqLeafInto(seq, canonical, out, outOff)
 }
 
+/**
+ * The leaves of contiguous readings firstSeq, firstSeq+1, … (a batch), 32
+ * bytes each in one buffer.
+ */
+export function leafHashes(firstSeq: bigint, canonicals: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(32 * canonicals.length)
+  for (let i = 0; i < canonicals.length; i++) leafHashInto(firstSeq + BigInt(i), canonicals[i] as Uint8Array, out, 32 * i)
+  return out
+}
+
+/** The 32-byte leaves in a buffer made by leafHashes, as views. */
+export function splitLeaves(leaves: Uint8Array): Uint8Array[] {
+  const n = leaves.length >>> 5
+  const out = new Array<Uint8Array>(n)
+  for (let i = 0; i < n; i++) out[i] = leaves.subarray(32 * i, 32 * i + 32)
+  return out
+}
+
 // --- JSON form -------------------------------------------------------------
 
 /** ReceiveTime in JSON: monoNs as a decimal string. */

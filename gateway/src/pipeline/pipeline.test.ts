@@ -3,6 +3,7 @@ import Database from 'better-sqlite3'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { verifySignedBatch } from '../core/batch.ts'
+import { leafHash } from '../core/canonical.ts'
 import { buildMerkleTree } from '../core/merkle.ts'
 import { bytesToHex } from '../core/hex.ts'
 import { isFieldproofError } from '../core/errors.ts'
@@ -14,7 +15,7 @@ import type { SealWorker } from './seal-worker.ts'
 import { signedBatchFromRow } from './proofs.ts'
 import type { Histogram, Counter } from './metrics.ts'
 
-/** Every batch in the store: signature valid, root = tree of its leaves, linked to the previous one. */
+/** Every batch in the store: signature valid, its stored leaves those of its readings, root = tree of its leaves, linked to the previous one. */
 function checkChain(t: Test, store: Store): number {
   let prevHash = '0x' + '00'.repeat(32)
   let expectedFirst = 1n
@@ -23,9 +24,11 @@ function checkChain(t: Test, store: Store): number {
     const s = signedBatchFromRow(b)
     if (!verifySignedBatch(s)) t.fail(`batch ${b.id} signature`)
     if (s.header.gateway !== TEST_ADDRESS) t.fail(`batch ${b.id} signer`)
-    const leaves = store.leaves(b.firstSeq, b.lastSeq)
-    if (leaves.length !== b.count || BigInt(b.count) !== b.lastSeq - b.firstSeq + 1n) t.fail(`batch ${b.id} count`)
-    if (bytesToHex(buildMerkleTree(leaves.map((l) => l.leaf)).root) !== s.header.merkleRoot) t.fail(`batch ${b.id} root`)
+    const leaves = store.batchLeaves(b)
+    const rows = store.readingsInRange(b.firstSeq, b.lastSeq)
+    if (leaves.length !== b.count || rows.length !== b.count || BigInt(b.count) !== b.lastSeq - b.firstSeq + 1n) t.fail(`batch ${b.id} count`)
+    if (rows.some((r, i) => bytesToHex(leafHash(r.seq, r.canonical)) !== bytesToHex(leaves[i] as Uint8Array))) t.fail(`batch ${b.id} leaves`)
+    if (bytesToHex(buildMerkleTree(leaves).root) !== s.header.merkleRoot) t.fail(`batch ${b.id} root`)
     if (s.header.prevBatchHash !== prevHash) t.fail(`batch ${b.id} prev link`)
     if (b.firstSeq !== expectedFirst) t.fail(`batch ${b.id} starts at ${b.firstSeq}, expected ${expectedFirst}`)
     prevHash = s.hash

@@ -20,21 +20,24 @@
 // make up the next transaction. Sealing and retention write on the main
 // connection only between transactions, so they never wait for the lock.
 //
+// A reading's leaf is hashed when its batch is sealed, not in the group
+// commit: leaves are stored once per batch, with the batch row.
+//
 // Without it, while full batches are sealed less than `sealThreadWithinMs`
-// apart, the Merkle tree and signature of each full batch are made on the
-// seal thread (seal-worker.ts), one batch at a time; its leaves stay open
-// until the answer's batch row rides the next transaction. An answer that
-// is no longer the next batch over the same leaves is dropped, and any seal
+// apart, the leaves, Merkle tree and signature of each full batch are made
+// on the seal thread (seal-worker.ts), one batch at a time; its readings stay
+// open until the answer's batch row rides the next transaction. An answer
+// that is no longer the next batch over the same readings is dropped, and any seal
 // on the event loop (by age, on stop, when the thread falls behind, after a
 // thread failure) supersedes the one on the thread.
 
-import { encodeReading, leafHashInto } from '../core/canonical.ts'
+import { encodeReading, leafHashes, splitLeaves } from '../core/canonical.ts'
 import { buildMerkleTree } from '../core/merkle.ts'
 import { FieldproofError, isFieldproofError } from '../core/errors.ts'
 import { bytesToHex } from '../core/hex.ts'
 import type { BatchHeader, Hex, Reading, SignedBatch } from '../core/types.ts'
 import { CommitWorker, type CommitOutcome, type CommitRow } from '../store/commit-worker.ts'
-import type { BatchRow, Store } from '../store/store.ts'
+import type { NewBatchRow, Store } from '../store/store.ts'
 import { ReadingBus } from './bus.ts'
 import type { MetricsRegistry, Counter, Histogram } from './metrics.ts'
 import { SealWorker, type SealOutcome } from './seal-worker.ts'
@@ -110,17 +113,17 @@ interface Pending {
   readonly index: number
 }
 
-interface OpenLeaf {
+/** A committed reading not yet in a batch; its leaf is hashed when it is sealed. */
+interface OpenReading {
   readonly seq: bigint
-  readonly leaf: Uint8Array
-  readonly bytes: number
+  readonly canonical: Uint8Array
   readonly at: number
 }
 
 /** A batch built and signed, not yet stored (Pipeline.#prepareSeal). */
 interface PreparedSeal {
   readonly signed: SignedBatch
-  readonly row: BatchRow
+  readonly row: NewBatchRow
   /** Open leaves it closes, from the oldest. */
   readonly count: number
 }
@@ -149,7 +152,7 @@ export class Pipeline {
   #queue: Pending[] = []
   #flushScheduled = false
   #nextSeq: bigint
-  #open: OpenLeaf[] = []
+  #open: OpenReading[] = []
   #lastBatch: { id: bigint; hash: Hex; lastSeq: bigint }
   #sealTimer: NodeJS.Timeout | undefined
   #maintenanceTimer: NodeJS.Timeout | undefined
@@ -206,7 +209,7 @@ export class Pipeline {
     const now = this.#now()
     for (const u of o.store.unsealed()) {
       if (u.seq <= this.#lastBatch.lastSeq) continue
-      this.#open.push({ seq: u.seq, leaf: u.leaf, bytes: u.bytes, at: Math.min(u.receivedMs, now) })
+      this.#open.push({ seq: u.seq, canonical: u.canonical, at: Math.min(u.receivedMs, now) })
     }
 
     const m = o.metrics
@@ -338,7 +341,7 @@ export class Pipeline {
   #afterCommitThread(items: Pending[], first: bigint, o: CommitOutcome): void {
     this.#inFlight -= items.length
     if (o.ok && !this.#resyncDue) {
-      this.#accepted(items, first, (i) => o.leaves.subarray(32 * i, 32 * i + 32))
+      this.#accepted(items, first)
       this.#durableThrough = first + BigInt(items.length) - 1n
       // A full batch is sealed once the thread is idle (a failed seal is retried after the next commit).
       if (this.#open.length >= this.#o.batchMaxReadings) this.#sealDue = true
@@ -368,7 +371,7 @@ export class Pipeline {
         const last = this.store.lastSeq()
         if (last > this.#durableThrough) {
           const now = this.#now()
-          for (const l of this.store.leaves(this.#durableThrough + 1n, last)) this.#open.push({ seq: l.seq, leaf: l.leaf, bytes: l.bytes, at: now })
+          for (const r of this.store.openReadings(this.#durableThrough + 1n, last)) this.#open.push({ seq: r.seq, canonical: r.canonical, at: now })
         }
         this.#durableThrough = last
         this.#nextSeq = last + 1n
@@ -381,7 +384,7 @@ export class Pipeline {
       if (this.#sealDue) {
         this.#sealDue = false
         while (this.#open.length >= this.#o.batchMaxReadings) this.seal(this.#o.batchMaxReadings)
-        if (this.#open.length > 0 && this.#now() - (this.#open[0] as OpenLeaf).at >= this.#o.batchMaxAgeMs - 5) this.seal()
+        if (this.#open.length > 0 && this.#now() - (this.#open[0] as OpenReading).at >= this.#o.batchMaxAgeMs - 5) this.seal()
       }
     } catch (e) {
       this.#o.onError?.(e, 'seal')
@@ -413,20 +416,14 @@ export class Pipeline {
   #commit(items: Pending[]): void {
     const first = this.#nextSeq
     const now = this.#now()
-    const leaves = new Uint8Array(32 * items.length)
-    const rows = items.map((p, i) => {
-      const seq = first + BigInt(i)
-      leafHashInto(seq, p.canonical, leaves, 32 * i)
-      return {
-        seq,
-        deviceId: p.reading.deviceId,
-        source: p.reading.source,
-        receivedMs: p.reading.received.wallMs,
-        canonical: p.canonical,
-        leaf: leaves.subarray(32 * i, 32 * i + 32),
-        counter: counterOf(p.reading),
-      }
-    })
+    const rows = items.map((p, i) => ({
+      seq: first + BigInt(i),
+      deviceId: p.reading.deviceId,
+      source: p.reading.source,
+      receivedMs: p.reading.received.wallMs,
+      canonical: p.canonical,
+      counter: counterOf(p.reading),
+    }))
     // A commit that fills a batch stores the batch in the same transaction: one fsync for both.
     // Under a high rate the batch is built on the seal thread instead, and
     // rides the first transaction after its answer.
@@ -436,7 +433,7 @@ export class Pipeline {
       const t0 = performance.now()
       const take = this.#open.slice(0, this.#o.batchMaxReadings)
       for (let i = 0; take.length < this.#o.batchMaxReadings; i++) {
-        take.push({ seq: first + BigInt(i), leaf: (rows[i] as (typeof rows)[number]).leaf, bytes: (items[i] as Pending).canonical.length, at: now })
+        take.push({ seq: first + BigInt(i), canonical: (items[i] as Pending).canonical, at: now })
       }
       try {
         batch = { sealed: this.#prepareSeal(take), t0 }
@@ -460,7 +457,7 @@ export class Pipeline {
     }
     this.#nextSeq = first + BigInt(items.length)
     this.#durableThrough = this.#nextSeq - 1n
-    this.#accepted(items, first, (i) => (rows[i] as (typeof rows)[number]).leaf, now)
+    this.#accepted(items, first, now)
     if (batch) {
       if (batch === this.#ready) {
         this.#ready = undefined
@@ -482,24 +479,24 @@ export class Pipeline {
     this.#scheduleSeal()
   }
 
-  /** Send the oldest full batch of open leaves to the seal thread, unless one is there or waits to be stored. */
+  /** Send the oldest full batch of open readings to the seal thread, unless one is there or waits to be stored. */
   #sealOnThread(): void {
     const sealer = this.#sealer
     const max = this.#o.batchMaxReadings
     if (!sealer || this.#sealing || this.#ready || this.#open.length < max || this.#stopping) return
     const t0 = performance.now()
-    const leaves = new Uint8Array(32 * max)
+    const canonicals = new Array<Uint8Array>(max)
     let bytes = 0
     for (let i = 0; i < max; i++) {
-      const l = this.#open[i] as OpenLeaf
-      leaves.set(l.leaf, 32 * i)
-      bytes += l.bytes
+      const c = (this.#open[i] as OpenReading).canonical
+      canonicals[i] = c
+      bytes += c.length
     }
     const header: BatchHeader = {
       gateway: this.#o.signer.address,
       batchId: this.#lastBatch.id + 1n,
-      firstSeq: (this.#open[0] as OpenLeaf).seq,
-      lastSeq: (this.#open[max - 1] as OpenLeaf).seq,
+      firstSeq: (this.#open[0] as OpenReading).seq,
+      lastSeq: (this.#open[max - 1] as OpenReading).seq,
       count: max,
       merkleRoot: '0x',
       prevBatchHash: this.#lastBatch.hash,
@@ -507,7 +504,7 @@ export class Pipeline {
     }
     const gen = ++this.#sealGen
     this.#sealing = { gen, t0 }
-    sealer.seal(header, leaves, (o) => this.#sealAnswered(gen, header, bytes, o))
+    sealer.seal(header, canonicals, (o) => this.#sealAnswered(gen, header, bytes, o))
   }
 
   /** The seal thread answered: keep the batch for the next transaction (or store it now when none is coming). */
@@ -525,10 +522,10 @@ export class Pipeline {
       }
       return
     }
-    // Still the next batch, over the same leaves (nothing sealed meanwhile).
-    if (this.#lastBatch.id + 1n !== header.batchId || this.#lastBatch.hash !== header.prevBatchHash || (this.#open[0] as OpenLeaf | undefined)?.seq !== header.firstSeq) return
+    // Still the next batch, over the same readings (nothing sealed meanwhile).
+    if (this.#lastBatch.id + 1n !== header.batchId || this.#lastBatch.hash !== header.prevBatchHash || (this.#open[0] as OpenReading | undefined)?.seq !== header.firstSeq) return
     const signed: SignedBatch = { header: { ...header, merkleRoot: bytesToHex(o.root) }, hash: o.hash, signature: o.signature }
-    const row: BatchRow = {
+    const row: NewBatchRow = {
       id: header.batchId,
       firstSeq: header.firstSeq,
       lastSeq: header.lastSeq,
@@ -540,6 +537,7 @@ export class Pipeline {
       gateway: header.gateway,
       sealedAtMs: Number(header.sealedAtMs),
       bytes,
+      leaves: o.leaves,
     }
     this.#ready = { sealed: { signed, row, count: header.count }, t0: sealing.t0 }
     // A group commit is coming: the batch rides its transaction. Otherwise it is stored now.
@@ -560,7 +558,7 @@ export class Pipeline {
   }
 
   /** Committed as seqs first, first+1, …: open them for sealing, resolve their senders, publish them. */
-  #accepted(items: readonly Pending[], first: bigint, leafOf: (i: number) => Uint8Array, now = this.#now()): void {
+  #accepted(items: readonly Pending[], first: bigint, now = this.#now()): void {
     const done = performance.now()
     this.#m.commitSize.observe(items.length)
     let source = (items[0] as Pending).reading.source
@@ -575,7 +573,7 @@ export class Pipeline {
       }
       count++
       this.#m.commitLatency.observe((done - p.enqueuedAt) / 1000)
-      this.#open.push({ seq, leaf: leafOf(i), bytes: p.canonical.length, at: now })
+      this.#open.push({ seq, canonical: p.canonical, at: now })
       const g = p.group
       g.seqs[p.index] = seq
       if (--g.remaining === 0 && !g.settled) {
@@ -606,12 +604,12 @@ export class Pipeline {
 
   #scheduleSeal(): void {
     if (this.#sealTimer || this.#open.length === 0 || this.#stopped) return
-    const oldest = (this.#open[0] as OpenLeaf).at
+    const oldest = (this.#open[0] as OpenReading).at
     const due = Math.max(0, oldest + this.#o.batchMaxAgeMs - this.#now())
     this.#sealTimer = setTimeout(() => {
       this.#sealTimer = undefined
       try {
-        if (this.#open.length > 0 && this.#now() - (this.#open[0] as OpenLeaf).at >= this.#o.batchMaxAgeMs - 5) {
+        if (this.#open.length > 0 && this.#now() - (this.#open[0] as OpenReading).at >= this.#o.batchMaxAgeMs - 5) {
           // The commit thread holds the write lock: seal right after its answer instead of waiting for the lock.
           if (this.#writer?.busy) this.#sealDue = true
           else this.seal()
@@ -640,16 +638,17 @@ export class Pipeline {
     return sealed.signed
   }
 
-  /** Build and sign the batch of `take` (the oldest open leaves, in seq order), chained to the last batch. Writes nothing. */
-  #prepareSeal(take: readonly OpenLeaf[]): PreparedSeal {
-    const firstLeaf = take[0] as OpenLeaf
-    const lastLeaf = take[take.length - 1] as OpenLeaf
-    const tree = buildMerkleTree(take.map((l) => l.leaf))
+  /** Hash, build and sign the batch of `take` (the oldest open readings, in seq order), chained to the last batch. Writes nothing. */
+  #prepareSeal(take: readonly OpenReading[]): PreparedSeal {
+    const firstOpen = take[0] as OpenReading
+    const lastOpen = take[take.length - 1] as OpenReading
+    const leaves = leafHashes(firstOpen.seq, take.map((r) => r.canonical))
+    const tree = buildMerkleTree(splitLeaves(leaves))
     const header: BatchHeader = {
       gateway: this.#o.signer.address,
       batchId: this.#lastBatch.id + 1n,
-      firstSeq: firstLeaf.seq,
-      lastSeq: lastLeaf.seq,
+      firstSeq: firstOpen.seq,
+      lastSeq: lastOpen.seq,
       count: take.length,
       merkleRoot: bytesToHex(tree.root),
       prevBatchHash: this.#lastBatch.hash,
@@ -657,8 +656,8 @@ export class Pipeline {
     }
     const signed = this.#o.signer.sign(header)
     let bytes = 0
-    for (const l of take) bytes += l.bytes
-    const row: BatchRow = {
+    for (const r of take) bytes += r.canonical.length
+    const row: NewBatchRow = {
       id: header.batchId,
       firstSeq: header.firstSeq,
       lastSeq: header.lastSeq,
@@ -670,11 +669,12 @@ export class Pipeline {
       gateway: header.gateway,
       sealedAtMs: Number(header.sealedAtMs),
       bytes,
+      leaves,
     }
     return { signed, row, count: take.length }
   }
 
-  /** A prepared batch is on disk: close its leaves, chain on from it, publish it. */
+  /** A prepared batch is on disk: close its readings, chain on from it, publish it. */
   #sealed(p: PreparedSeal, t0: number): void {
     if (p.count === this.#o.batchMaxReadings) this.#lastFullSealAt = performance.now()
     this.#open.splice(0, p.count)

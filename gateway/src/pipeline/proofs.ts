@@ -31,7 +31,7 @@ export type ProofLookup =
   | { readonly ok: false; readonly status: 404 | 409; readonly reason: string }
 
 /** Cache of the last batch's tree: exporting a batch asks for every proof in it. */
-let cache: { store: Store; batchId: bigint; tree: ReturnType<typeof buildMerkleTree>; seqIndex: Map<bigint, number> } | undefined
+let cache: { store: Store; batchId: bigint; tree: ReturnType<typeof buildMerkleTree> } | undefined
 
 export function proofForSeq(store: Store, seq: bigint): ProofLookup {
   const row = store.reading(seq)
@@ -42,12 +42,10 @@ export function proofForSeq(store: Store, seq: bigint): ProofLookup {
   const batch = store.batchForSeq(seq)
   if (!batch) return { ok: false, status: 409, reason: `reading ${seq} is stored but its batch is not sealed yet; retry after the next seal` }
   if (!cache || cache.store !== store || cache.batchId !== batch.id) {
-    const leaves = store.leaves(batch.firstSeq, batch.lastSeq)
-    const tree = buildMerkleTree(leaves.map((l) => l.leaf))
-    cache = { store, batchId: batch.id, tree, seqIndex: new Map(leaves.map((l, i) => [l.seq, i])) }
+    cache = { store, batchId: batch.id, tree: buildMerkleTree(store.batchLeaves(batch)) }
   }
-  const index = cache.seqIndex.get(seq)
-  if (index === undefined) return { ok: false, status: 404, reason: `reading ${seq} is missing from batch ${batch.id}` }
+  // A batch covers a contiguous seq range: the reading's index in its tree.
+  const index = Number(seq - batch.firstSeq)
   const prev = batch.id > 1n ? store.batch(batch.id - 1n) : undefined
   const bundle = buildProofBundle({
     seq,

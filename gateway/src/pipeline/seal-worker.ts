@@ -16,9 +16,9 @@ import type { SealAnswer, SealJob, SealThreadData } from './seal-thread.ts'
 // The same extension as this module: .ts from the sources, .js in the built form (scripts/build-dist.ts).
 const THREAD_URL = new URL(`./seal-thread${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)
 
-/** A batch's root, hash and signature, as the thread computed them. */
+/** A batch's leaves (32 bytes per reading), root, hash and signature, as the thread computed them. */
 export type SealOutcome =
-  | { readonly ok: true; readonly root: Uint8Array; readonly hash: Hex; readonly signature: Hex }
+  | { readonly ok: true; readonly leaves: Uint8Array; readonly root: Uint8Array; readonly hash: Hex; readonly signature: Hex }
   | { readonly ok: false; readonly message: string }
 
 interface Thread {
@@ -34,7 +34,7 @@ interface Thread {
  *
  * @example
  * const w = new SealWorker(privateKey)
- * w.seal(headerWithoutRoot, leaves, (o) => { if (o.ok) store(o) else sealHere() })
+ * w.seal(headerWithoutRoot, canonicals, (o) => { if (o.ok) store(o) else sealHere() })
  * await w.close()
  */
 export class SealWorker {
@@ -83,7 +83,7 @@ export class SealWorker {
         worker.unref()
       }
       if (a.ok) this.#answered++
-      done(a.ok ? { ok: true, root: a.root, hash: a.hash, signature: a.signature } : { ok: false, message: a.message })
+      done(a.ok ? { ok: true, leaves: a.leaves, root: a.root, hash: a.hash, signature: a.signature } : { ok: false, message: a.message })
     })
     port1.unref()
     const onDeath = (err: unknown) => {
@@ -103,21 +103,30 @@ export class SealWorker {
   }
 
   /**
-   * Build the tree over `leaves` (32 bytes each, in seq order; the buffer is
-   * transferred, so the caller must not use it afterwards) and sign `header`
-   * with that root. `done` runs once, on the event loop.
+   * Hash the leaves of `canonicals` (the readings header.firstSeq …
+   * header.lastSeq, in order), build their tree and sign `header` with its
+   * root. The readings are copied into one transferred buffer. `done` runs
+   * once, on the event loop.
    */
-  seal(header: BatchHeader, leaves: Uint8Array, done: (o: SealOutcome) => void): void {
+  seal(header: BatchHeader, canonicals: readonly Uint8Array[], done: (o: SealOutcome) => void): void {
     if (this.#closed) {
       done({ ok: false, message: 'the seal thread is closed' })
       return
     }
     const thread = this.#thread && !this.#thread.dead ? this.#thread : (this.#thread = this.#spawn())
-    const job: SealJob = { id: this.#nextId++, header, leaves }
+    const ends = new Uint32Array(canonicals.length)
+    let size = 0
+    for (let i = 0; i < canonicals.length; i++) ends[i] = size += (canonicals[i] as Uint8Array).length
+    const readings = new Uint8Array(size)
+    for (let i = 0, at = 0; i < canonicals.length; i++) {
+      readings.set(canonicals[i] as Uint8Array, at)
+      at = ends[i] as number
+    }
+    const job: SealJob = { id: this.#nextId++, header, readings, ends }
     this.#inFlight.set(job.id, done)
     thread.port.ref()
     thread.worker.ref()
-    thread.port.postMessage(job, [leaves.buffer as ArrayBuffer])
+    thread.port.postMessage(job, [readings.buffer, ends.buffer])
   }
 
   /** Stop the thread, as a crash would: jobs in flight are answered ok: false. For tests. */

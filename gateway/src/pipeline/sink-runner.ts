@@ -60,11 +60,13 @@ export function sinkBatchFromStore(store: Store, row: BatchRow): SinkBatch {
   let readings: SinkReading[] | undefined
   let json: ReadingJson[] | undefined
   let proofs: ProofBundle[] | undefined
+  let leaves: Uint8Array[] | undefined
   const load = (): SinkReading[] => {
     if (readings === undefined) {
       const rows = store.readingsInRange(row.firstSeq, row.lastSeq)
       if (rows.length !== row.count) throw new Error(`batch ${row.id}: ${rows.length} of its ${row.count} readings are in the store`)
-      readings = rows.map((r) => ({ seq: r.seq, canonical: r.canonical, leaf: r.leaf }))
+      const ls = b.leaves()
+      readings = rows.map((r, i) => ({ seq: r.seq, canonical: r.canonical, leaf: ls[i] as Uint8Array }))
     }
     return readings
   }
@@ -76,7 +78,7 @@ export function sinkBatchFromStore(store: Store, row: BatchRow): SinkBatch {
     signed,
     bytes: row.bytes,
     readings: load,
-    leaves: () => load().map((r) => r.leaf),
+    leaves: () => (leaves ??= store.batchLeaves(row)),
     seqs: () => load().map((r) => r.seq),
     readingJson: () => (json ??= load().map((r) => readingToJson(decodeReading(r.canonical)))),
     prev: () => {
@@ -90,7 +92,7 @@ export function sinkBatchFromStore(store: Store, row: BatchRow): SinkBatch {
     proofs: () => {
       if (proofs === undefined) {
         const rs = load()
-        const tree = buildMerkleTree(rs.map((r) => r.leaf))
+        const tree = buildMerkleTree(b.leaves())
         const js = b.readingJson()
         const p = b.prev()
         proofs = rs.map((r, i) =>

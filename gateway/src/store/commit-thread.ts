@@ -1,22 +1,21 @@
 // Worker thread that owns the write transaction for readings (commit-worker.ts
-// is the main-thread side). Each job is one group commit: hash the leaves,
-// insert the rows, COMMIT with synchronous=FULL (invariant 8), answer. While
-// this thread waits for the fsync the event loop keeps parsing and hashing
-// the next readings; nothing is acknowledged before the answer arrives
+// is the main-thread side). Each job is one group commit: insert the rows,
+// COMMIT with synchronous=FULL (invariant 8), answer. While this thread
+// waits for the fsync the event loop keeps parsing the next readings;
+// nothing is acknowledged before the answer arrives
 // (invariant 1).
 //
 // Wire format (one message per job, the byte buffer transferred):
 //   { id, firstSeq, deviceIds[], sources[], receivedMs: Float64Array,
 //     bytes: Uint8Array (canonical encodings back to back), ends: Uint32Array,
 //     counters: [row index, device counter][] (device-signed rows only) }
-// Answer: { id, ok: true, leaves: Uint8Array (32 bytes per row) } or
+// Answer: { id, ok: true } or
 //         { id, ok: false, message, code, full }.
 // After posting an answer the thread bumps the shared counter and notifies,
 // so the main thread can wait for it synchronously during shutdown.
 
 import { workerData, type MessagePort } from 'node:worker_threads'
-import { leafHashInto } from '../core/canonical.ts'
-import { Store, type ReadingRow } from './store.ts'
+import { Store, type NewReadingRow } from './store.ts'
 
 /** One group commit sent to the commit thread. */
 export interface CommitJob {
@@ -34,7 +33,7 @@ export interface CommitJob {
 
 /** The commit thread's answer to one job. */
 export type CommitAnswer =
-  | { readonly id: number; readonly ok: true; readonly leaves: Uint8Array }
+  | { readonly id: number; readonly ok: true }
   | { readonly id: number; readonly ok: false; readonly message: string; readonly code: string; readonly full: boolean }
 
 /** What the thread is started with. */
@@ -67,20 +66,16 @@ function commit(job: CommitJob): void {
     return
   }
   const n = job.deviceIds.length
-  const leaves = new Uint8Array(32 * n)
-  const rows: ReadingRow[] = new Array<ReadingRow>(n)
+  const rows: NewReadingRow[] = new Array<NewReadingRow>(n)
   try {
     let start = 0
     for (let i = 0; i < n; i++) {
       const end = job.ends[i] as number
       const canonical = job.bytes.subarray(start, end)
-      const seq = job.firstSeq + BigInt(i)
-      leafHashInto(seq, canonical, leaves, 32 * i)
-      const leaf = leaves.subarray(32 * i, 32 * i + 32)
-      rows[i] = { seq, deviceId: job.deviceIds[i] as string, source: job.sources[i] as string, receivedMs: job.receivedMs[i] as number, canonical, leaf }
+      rows[i] = { seq: job.firstSeq + BigInt(i), deviceId: job.deviceIds[i] as string, source: job.sources[i] as string, receivedMs: job.receivedMs[i] as number, canonical }
       start = end
     }
-    for (const [i, counter] of job.counters) rows[i] = { ...(rows[i] as ReadingRow), counter }
+    for (const [i, counter] of job.counters) rows[i] = { ...(rows[i] as NewReadingRow), counter }
     store.insertReadings(rows)
   } catch (e) {
     const message = String((e as Error).message)
@@ -88,7 +83,7 @@ function commit(job: CommitJob): void {
     answer({ id: job.id, ok: false, message, code, full: code === 'SQLITE_FULL' || /SQLITE_FULL|database or disk is full/i.test(message) })
     return
   }
-  answer({ id: job.id, ok: true, leaves }, [leaves.buffer])
+  answer({ id: job.id, ok: true })
 }
 
 port.on('message', (m: CommitJob | { close: true }) => {

@@ -23,7 +23,7 @@ import type { CommitAnswer, CommitJob, CommitThreadData } from './commit-thread.
 // The same extension as this module: .ts from the sources, .js in the built form (scripts/build-dist.ts).
 const THREAD_URL = new URL(`./commit-thread${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)
 
-/** One reading to commit: everything the row needs except its seq and leaf. */
+/** One reading to commit: everything the row needs except its seq. */
 export interface CommitRow {
   readonly deviceId: string
   readonly source: string
@@ -33,9 +33,9 @@ export interface CommitRow {
   readonly counter?: bigint | undefined
 }
 
-/** The outcome of one group commit; `leaves` holds the 32-byte leaf of each row, in order. */
+/** The outcome of one group commit. */
 export type CommitOutcome =
-  | { readonly ok: true; readonly leaves: Uint8Array }
+  | { readonly ok: true }
   | { readonly ok: false; readonly message: string; readonly code: string; readonly full: boolean; readonly crashed: boolean }
 
 export interface CommitWorkerOptions {
@@ -135,7 +135,7 @@ export class CommitWorker {
     if (!f || f.thread !== thread || f.id !== a.id) return
     this.#inFlight.shift()
     if (this.#inFlight.length === 0) thread.port.unref()
-    if (a.ok) f.done({ ok: true, leaves: a.leaves })
+    if (a.ok) f.done({ ok: true })
     else f.done({ ok: false, message: a.message, code: a.code, full: a.full, crashed: false })
   }
 

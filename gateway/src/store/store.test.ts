@@ -7,7 +7,7 @@ import t, { type Test } from 'tap'
 import Database from 'better-sqlite3'
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
-import { encodeReading, leafHash } from '../core/canonical.ts'
+import { encodeReading, leafHash, leafHashes } from '../core/canonical.ts'
 import type { Reading } from '../core/types.ts'
 import { reading } from '../../../test/helpers/readings.ts'
 import { rng } from '../../../test/helpers/fuzz.ts'
@@ -55,7 +55,7 @@ t.test('the last seq survives pruning every reading and a reopen', async (t) => 
   store.insertReadings(Array.from({ length: 10 }, (_, i) => row(BigInt(i + 1), reading(i))))
   t.equal(store.lastSeq(), 10n)
   t.throws(() => store.insertReadings([row(12n, reading(12))]), /sequence gap: expected seq 11, got 12/, 'a gap is refused')
-  store.insertBatch({ id: 1n, firstSeq: 1n, lastSeq: 10n, count: 10, merkleRoot: new Uint8Array(32), prevHash: new Uint8Array(32), hash: new Uint8Array(32).fill(1), signature: new Uint8Array(65), gateway: `0x${'00'.repeat(20)}`, sealedAtMs: 1, bytes: 1 })
+  store.insertBatch({ id: 1n, firstSeq: 1n, lastSeq: 10n, count: 10, merkleRoot: new Uint8Array(32), prevHash: new Uint8Array(32), hash: new Uint8Array(32).fill(1), signature: new Uint8Array(65), gateway: `0x${'00'.repeat(20)}`, sealedAtMs: 1, bytes: 1, leaves: new Uint8Array(32 * 10) })
   t.same(store.prune(1n, Date.now()), { batches: 1, readings: 10 })
   t.equal(store.stats().readings, 0, 'every reading pruned')
   t.equal(store.lastSeq(), 10n, 'the last seq is kept by the last batch')
@@ -129,7 +129,7 @@ t.test('filtered pages examine a bounded number of readings and their cursors re
     all.push(...rows)
   }
   // Retention pruned the oldest readings: the scan starts at the first stored one.
-  store.insertBatch({ id: 1n, firstSeq: 1n, lastSeq: 250n, count: 250, merkleRoot: new Uint8Array(32), prevHash: new Uint8Array(32), hash: new Uint8Array(32), signature: new Uint8Array(65), gateway: `0x${'00'.repeat(20)}`, sealedAtMs: 1, bytes: 1 })
+  store.insertBatch({ id: 1n, firstSeq: 1n, lastSeq: 250n, count: 250, merkleRoot: new Uint8Array(32), prevHash: new Uint8Array(32), hash: new Uint8Array(32), signature: new Uint8Array(65), gateway: `0x${'00'.repeat(20)}`, sealedAtMs: 1, bytes: 1, leaves: new Uint8Array(32 * 250) })
   store.prune(1n, Date.now())
   const stored = all.filter((r) => r.seq > 250n)
   for (const order of ['asc', 'desc'] as const) {
@@ -183,7 +183,6 @@ t.test('schema version 3 migrates: counters from the newest signed readings, no 
 
   const store = new Store(path)
   t.equal(store.schemaVersion(), SCHEMA_VERSION)
-  t.equal(SCHEMA_VERSION, 4)
   t.same(store.deviceCounter('s1'), { counter: 4n, seq: 2n }, 'newest signed reading of s1')
   t.same(store.deviceCounter('s2'), { counter: 70n, seq: 4n })
   t.equal(store.deviceCounter('u1'), undefined, 'only devices registered as signed')
@@ -192,5 +191,72 @@ t.test('schema version 3 migrates: counters from the newest signed readings, no 
   t.equal(store.lastSeq(), 5n)
   store.insertReadings([row(6n, reading(6))])
   t.equal(store.lastSeq(), 6n, 'writes continue from there')
+  store.close()
+})
+
+const batchOf = (id: bigint, first: bigint, canonicals: Uint8Array[], leaves: Uint8Array) => ({
+  id,
+  firstSeq: first,
+  lastSeq: first + BigInt(canonicals.length) - 1n,
+  count: canonicals.length,
+  merkleRoot: new Uint8Array(32),
+  prevHash: new Uint8Array(32),
+  hash: new Uint8Array(32).fill(Number(id)),
+  signature: new Uint8Array(65),
+  gateway: `0x${'00'.repeat(20)}` as const,
+  sealedAtMs: 1,
+  bytes: 1,
+  leaves,
+})
+
+t.test('a batch stores its leaves once; batchLeaves reads them, or hashes the readings of a batch stored without them', async (t) => {
+  const store = new Store(join(t.testdir(), 'fieldproof.db'))
+  const rows = Array.from({ length: 12 }, (_, i) => row(BigInt(i + 1), reading(i, { deviceId: `device-${i % 3}` })))
+  store.insertReadings(rows)
+  const canonicals = rows.map((r) => r.canonical)
+  const hex = (ls: Uint8Array[]) => ls.map((l) => Buffer.from(l).toString('hex'))
+  store.insertBatch(batchOf(1n, 1n, canonicals.slice(0, 5), leafHashes(1n, canonicals.slice(0, 5))))
+  const b1 = store.batch(1n)
+  if (!b1) throw new Error('batch 1 not stored')
+  t.notOk('leaves' in b1, 'batch rows are read without their leaves')
+  t.same(hex(store.batchLeaves(b1)), hex(rows.slice(0, 5).map((r) => r.leaf)), 'the stored leaves, in seq order')
+  // A blob that does not hold the batch's leaves is not trusted: stored as read, a marker for "hash the readings".
+  store.insertBatch(batchOf(2n, 6n, canonicals.slice(5, 12), new Uint8Array(0)))
+  const b2 = store.batch(2n)
+  if (!b2) throw new Error('batch 2 not stored')
+  t.same(hex(store.batchLeaves(b2)), hex(rows.slice(5).map((r) => leafHash(r.seq, r.canonical))), 'no leaves stored: hashed from the readings')
+  store.prune(2n, Date.now())
+  t.throws(() => store.batchLeaves(b2), /batch 2: 0 of its 7 readings are in the store/, 'neither leaves nor readings: refused')
+  store.close()
+})
+
+t.test('schema version 4 migrates to 5: leaves leave the readings rows and are hashed for the batches stored before', async (t) => {
+  const path = join(t.testdir(), 'fieldproof.db')
+  const db = new Database(path)
+  db.pragma('journal_mode = WAL')
+  for (const m of MIGRATIONS.filter((m) => m.version <= 4)) {
+    db.exec(m.sql)
+    db.pragma(`user_version = ${m.version}`)
+  }
+  const ins = db.prepare('INSERT INTO readings (seq, device_id, source, received_ms, canonical, leaf) VALUES (?, ?, ?, ?, ?, ?)')
+  const rows = Array.from({ length: 6 }, (_, i) => row(BigInt(i + 1), reading(i)))
+  for (const r of rows) ins.run(r.seq, r.deviceId, r.source, r.receivedMs, r.canonical, r.leaf)
+  db.prepare(
+    `INSERT INTO batches (id, first_seq, last_seq, count, merkle_root, prev_hash, hash, signature, gateway, sealed_at_ms, bytes)
+     VALUES (1, 1, 4, 4, zeroblob(32), zeroblob(32), zeroblob(32), zeroblob(65), '0x', 1, 1)`,
+  ).run()
+  db.close()
+
+  const store = new Store(path)
+  t.equal(store.schemaVersion(), 5)
+  const columns = (table: string) => (store.db.prepare(`SELECT name FROM pragma_table_info('${table}')`).all() as { name: string }[]).map((c) => c.name)
+  t.notOk(columns('readings').includes('leaf'), 'readings has no leaf column')
+  t.ok(columns('batches').includes('leaves'), 'batches has a leaves column')
+  const b = store.batch(1n)
+  if (!b) throw new Error('batch 1 lost')
+  t.same(store.batchLeaves(b).map((l) => Buffer.from(l).toString('hex')), rows.slice(0, 4).map((r) => Buffer.from(r.leaf).toString('hex')), 'the leaves it had, hashed again')
+  t.same(store.unsealed().map((r) => r.seq), [5n, 6n], 'the unsealed readings are still there')
+  store.insertReadings([row(7n, reading(7))])
+  t.equal(store.lastSeq(), 7n, 'writes continue')
   store.close()
 })

@@ -6,23 +6,36 @@
 import Database from 'better-sqlite3'
 import { mkdirSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { leafHashInto } from '../core/canonical.ts'
 import { FieldproofError } from '../core/errors.ts'
 import type { Hex } from '../core/types.ts'
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.ts'
 
-export interface ReadingRow {
+/** A reading to store (insertReadings): its leaf is not stored per row, see BatchRow.leaves. */
+export interface NewReadingRow {
   readonly seq: bigint
   readonly deviceId: string
   readonly source: string
   readonly receivedMs: number
   readonly canonical: Uint8Array
-  readonly leaf: Uint8Array
   /**
    * The device counter of a device-signed reading. Recorded in
    * device_counters in the same transaction as the reading, so replay
    * protection never depends on a later write.
    */
   readonly counter?: bigint | undefined
+}
+
+/** A stored reading. `leaf` (leafHash(seq, canonical)) is computed when first read. */
+export interface ReadingRow extends NewReadingRow {
+  readonly leaf: Uint8Array
+}
+
+/** A committed reading not yet in a batch: what sealing needs. */
+export interface OpenReadingRow {
+  readonly seq: bigint
+  readonly canonical: Uint8Array
+  readonly receivedMs: number
 }
 
 /** The newest device-signed reading of a device: its counter and seq. */
@@ -44,6 +57,17 @@ export interface BatchRow {
   readonly sealedAtMs: number
   /** Bytes of canonical readings in the batch (backlog accounting). */
   readonly bytes: number
+}
+
+/**
+ * A batch to store: its row and the leaves of its readings, 32 bytes each in
+ * seq order. The leaves are stored once per batch (one blob, written with
+ * the batch row) instead of once per reading in the group commit: hashing
+ * them is then off the ingest path, and the tree of a batch (proofs, the
+ * `leaves` payload) is read back without hashing its readings again.
+ */
+export interface NewBatchRow extends BatchRow {
+  readonly leaves: Uint8Array
 }
 
 export interface SinkCursor {
@@ -97,20 +121,36 @@ export interface StoreStats {
   readonly walBytes: number
 }
 
-interface RawReading { seq: bigint; device_id: string; source: string; received_ms: bigint; canonical: Buffer; leaf: Buffer }
+interface RawReading { seq: bigint; device_id: string; source: string; received_ms: bigint; canonical: Buffer }
 interface RawBatch {
   id: bigint; first_seq: bigint; last_seq: bigint; count: bigint; merkle_root: Buffer; prev_hash: Buffer; hash: Buffer
   signature: Buffer; gateway: string; sealed_at_ms: bigint; bytes: bigint
 }
 
-const toReading = (r: RawReading): ReadingRow => ({
-  seq: r.seq,
-  deviceId: r.device_id,
-  source: r.source,
-  receivedMs: Number(r.received_ms),
-  canonical: new Uint8Array(r.canonical),
-  leaf: new Uint8Array(r.leaf),
-})
+/** leafHash(seq, canonical) */
+const leafOf = (seq: bigint, canonical: Uint8Array): Uint8Array => {
+  const out = new Uint8Array(32)
+  leafHashInto(seq, canonical, out, 0)
+  return out
+}
+
+const toReading = (r: RawReading): ReadingRow => {
+  const canonical = new Uint8Array(r.canonical)
+  let leaf: Uint8Array | undefined
+  return {
+    seq: r.seq,
+    deviceId: r.device_id,
+    source: r.source,
+    receivedMs: Number(r.received_ms),
+    canonical,
+    get leaf() {
+      return (leaf ??= leafOf(r.seq, canonical))
+    },
+  }
+}
+
+/** The batch columns but `leaves` (a blob of 32 bytes per reading, read only by batchLeaves). */
+const BATCH_COLUMNS = 'id, first_seq, last_seq, count, merkle_root, prev_hash, hash, signature, gateway, sealed_at_ms, bytes'
 
 const toBatch = (r: RawBatch): BatchRow => ({
   id: r.id,
@@ -137,6 +177,7 @@ export interface StoreOptions {
  * SQLite's own work for a row).
  */
 const INSERT_ROWS_PER_STATEMENT = 16
+const INSERT_COLUMNS = 5
 
 /**
  * The gateway's SQLite database. Synchronous (better-sqlite3): each method is
@@ -149,7 +190,7 @@ export class Store {
   #closed = false
   readonly #readonly: boolean
   readonly #s: ReturnType<Store['prepare']>
-  readonly #insertTx: Database.Transaction<(rows: readonly ReadingRow[]) => void>
+  readonly #insertTx: Database.Transaction<(rows: readonly NewReadingRow[]) => void>
 
   constructor(path: string, options: StoreOptions = {}) {
     this.path = path
@@ -178,8 +219,8 @@ export class Store {
     this.#s = this.prepare()
     const s = this.#s
     // Made once: better-sqlite3 builds a wrapper per transaction() call.
-    const args = new Array<unknown>(6 * INSERT_ROWS_PER_STATEMENT)
-    this.#insertTx = this.db.transaction((rows: readonly ReadingRow[]) => {
+    const args = new Array<unknown>(INSERT_COLUMNS * INSERT_ROWS_PER_STATEMENT)
+    this.#insertTx = this.db.transaction((rows: readonly NewReadingRow[]) => {
       let expected = this.lastSeq() + 1n
       for (const r of rows) {
         if (r.seq !== expected) {
@@ -191,19 +232,19 @@ export class Store {
       let i = 0
       for (; i + INSERT_ROWS_PER_STATEMENT <= rows.length; i += INSERT_ROWS_PER_STATEMENT) {
         for (let k = 0; k < INSERT_ROWS_PER_STATEMENT; k++) {
-          const r = rows[i + k] as ReadingRow
-          args[6 * k] = r.seq
-          args[6 * k + 1] = r.deviceId
-          args[6 * k + 2] = r.source
-          args[6 * k + 3] = r.receivedMs
-          args[6 * k + 4] = r.canonical
-          args[6 * k + 5] = r.leaf
+          const r = rows[i + k] as NewReadingRow
+          const o = INSERT_COLUMNS * k
+          args[o] = r.seq
+          args[o + 1] = r.deviceId
+          args[o + 2] = r.source
+          args[o + 3] = r.receivedMs
+          args[o + 4] = r.canonical
         }
         s.insertReadings.run(args)
       }
       for (; i < rows.length; i++) {
-        const r = rows[i] as ReadingRow
-        s.insertReading.run(r.seq, r.deviceId, r.source, r.receivedMs, r.canonical, r.leaf)
+        const r = rows[i] as NewReadingRow
+        s.insertReading.run(r.seq, r.deviceId, r.source, r.receivedMs, r.canonical)
       }
       args.fill(undefined)
       for (const r of rows) if (r.counter !== undefined) s.upsertCounter.run(r.deviceId, r.counter.toString(), r.seq)
@@ -234,11 +275,11 @@ export class Store {
     return {
       getMeta: db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?'),
       setMeta: db.prepare<[string, string]>('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
-      insertReading: db.prepare<[bigint, string, string, number, Uint8Array, Uint8Array]>(
-        'INSERT INTO readings (seq, device_id, source, received_ms, canonical, leaf) VALUES (?, ?, ?, ?, ?, ?)',
+      insertReading: db.prepare<[bigint, string, string, number, Uint8Array]>(
+        'INSERT INTO readings (seq, device_id, source, received_ms, canonical) VALUES (?, ?, ?, ?, ?)',
       ),
       insertReadings: db.prepare<[unknown[]]>(
-        `INSERT INTO readings (seq, device_id, source, received_ms, canonical, leaf) VALUES ${Array(INSERT_ROWS_PER_STATEMENT).fill('(?, ?, ?, ?, ?, ?)').join(', ')}`,
+        `INSERT INTO readings (seq, device_id, source, received_ms, canonical) VALUES ${Array(INSERT_ROWS_PER_STATEMENT).fill('(?, ?, ?, ?, ?)').join(', ')}`,
       ),
       readingBySeq: db.prepare<[bigint], RawReading>('SELECT * FROM readings WHERE seq = ?'),
       // The highest seq ever assigned: the newest reading, or, once every
@@ -255,22 +296,22 @@ export class Store {
          ON CONFLICT (device_id) DO UPDATE SET counter = excluded.counter, seq = excluded.seq WHERE excluded.seq > device_counters.seq`,
       ),
       deviceCounter: db.prepare<[string], { counter: string; seq: bigint }>('SELECT counter, seq FROM device_counters WHERE device_id = ?'),
-      leavesInRange: db.prepare<[bigint, bigint], { seq: bigint; leaf: Buffer; bytes: bigint }>(
-        'SELECT seq, leaf, length(canonical) AS bytes FROM readings WHERE seq BETWEEN ? AND ? ORDER BY seq',
+      openInRange: db.prepare<[bigint, bigint], { seq: bigint; canonical: Buffer; received_ms: bigint }>(
+        'SELECT seq, canonical, received_ms FROM readings WHERE seq BETWEEN ? AND ? ORDER BY seq',
       ),
+      canonicalsInRange: db.prepare<[bigint, bigint], { seq: bigint; canonical: Buffer }>('SELECT seq, canonical FROM readings WHERE seq BETWEEN ? AND ? ORDER BY seq'),
+      batchLeaves: db.prepare<[bigint], { leaves: Buffer | null }>('SELECT leaves FROM batches WHERE id = ?'),
       readingsInRange: db.prepare<[bigint, bigint], RawReading>('SELECT * FROM readings WHERE seq BETWEEN ? AND ? ORDER BY seq'),
-      unsealed: db.prepare<[bigint], { seq: bigint; leaf: Buffer; bytes: bigint; received_ms: bigint }>(
-        'SELECT seq, leaf, length(canonical) AS bytes, received_ms FROM readings WHERE seq > ? ORDER BY seq',
-      ),
+      unsealed: db.prepare<[bigint], { seq: bigint; canonical: Buffer; received_ms: bigint }>('SELECT seq, canonical, received_ms FROM readings WHERE seq > ? ORDER BY seq'),
       insertBatch: db.prepare(
-        `INSERT INTO batches (id, first_seq, last_seq, count, merkle_root, prev_hash, hash, signature, gateway, sealed_at_ms, bytes)
-         VALUES (@id, @firstSeq, @lastSeq, @count, @merkleRoot, @prevHash, @hash, @signature, @gateway, @sealedAtMs, @bytes)`,
+        `INSERT INTO batches (id, first_seq, last_seq, count, merkle_root, prev_hash, hash, signature, gateway, sealed_at_ms, bytes, leaves)
+         VALUES (@id, @firstSeq, @lastSeq, @count, @merkleRoot, @prevHash, @hash, @signature, @gateway, @sealedAtMs, @bytes, @leaves)`,
       ),
-      batchById: db.prepare<[bigint], RawBatch>('SELECT * FROM batches WHERE id = ?'),
-      batchForSeq: db.prepare<[bigint, bigint], RawBatch>('SELECT * FROM batches WHERE first_seq <= ? AND last_seq >= ? ORDER BY id DESC LIMIT 1'),
-      lastBatch: db.prepare<[], RawBatch>('SELECT * FROM batches ORDER BY id DESC LIMIT 1'),
-      batchesAfter: db.prepare<[bigint, number], RawBatch>('SELECT * FROM batches WHERE id > ? ORDER BY id LIMIT ?'),
-      batchesBefore: db.prepare<[bigint, number], RawBatch>('SELECT * FROM batches WHERE id < ? ORDER BY id DESC LIMIT ?'),
+      batchById: db.prepare<[bigint], RawBatch>(`SELECT ${BATCH_COLUMNS} FROM batches WHERE id = ?`),
+      batchForSeq: db.prepare<[bigint, bigint], RawBatch>(`SELECT ${BATCH_COLUMNS} FROM batches WHERE first_seq <= ? AND last_seq >= ? ORDER BY id DESC LIMIT 1`),
+      lastBatch: db.prepare<[], RawBatch>(`SELECT ${BATCH_COLUMNS} FROM batches ORDER BY id DESC LIMIT 1`),
+      batchesAfter: db.prepare<[bigint, number], RawBatch>(`SELECT ${BATCH_COLUMNS} FROM batches WHERE id > ? ORDER BY id LIMIT ?`),
+      batchesBefore: db.prepare<[bigint, number], RawBatch>(`SELECT ${BATCH_COLUMNS} FROM batches WHERE id < ? ORDER BY id DESC LIMIT ?`),
       backlog: db.prepare<[bigint], { n: bigint; bytes: bigint | null }>('SELECT count(*) AS n, sum(bytes) AS bytes FROM batches WHERE id > ?'),
       counts: db.prepare<[], { readings: bigint; first: bigint | null }>('SELECT count(*) AS readings, min(seq) AS first FROM readings'),
       batchCount: db.prepare<[], { n: bigint }>('SELECT count(*) AS n FROM batches'),
@@ -325,7 +366,7 @@ export class Store {
    * written per reading except device_counters for signed ones (no
    * per-device index, no meta row).
    */
-  insertReadings(rows: readonly ReadingRow[]): void {
+  insertReadings(rows: readonly NewReadingRow[]): void {
     this.#check()
     if (rows.length === 0) return
     this.#insertTx.immediate(rows)
@@ -340,20 +381,31 @@ export class Store {
     return this.#s.readingsInRange.all(first, last).map(toReading)
   }
 
-  /** Leaves of a seq range, in seq order. */
-  leaves(first: bigint, last: bigint): { seq: bigint; leaf: Uint8Array; bytes: number }[] {
-    return this.#s.leavesInRange.all(first, last).map((r) => ({ seq: r.seq, leaf: new Uint8Array(r.leaf), bytes: Number(r.bytes) }))
+  /** Readings of a seq range for sealing (the pipeline re-reads what the commit thread stored). */
+  openReadings(first: bigint, last: bigint): OpenReadingRow[] {
+    return this.#s.openInRange.all(first, last).map((r) => ({ seq: r.seq, canonical: new Uint8Array(r.canonical), receivedMs: Number(r.received_ms) }))
   }
 
   /** Readings not yet in a sealed batch (after a restart the batcher resumes from these). */
-  unsealed(): { seq: bigint; leaf: Uint8Array; bytes: number; receivedMs: number }[] {
+  unsealed(): OpenReadingRow[] {
     const last = this.lastBatch()
-    return this.#s.unsealed.all(last ? last.lastSeq : 0n).map((r) => ({
-      seq: r.seq,
-      leaf: new Uint8Array(r.leaf),
-      bytes: Number(r.bytes),
-      receivedMs: Number(r.received_ms),
-    }))
+    return this.#s.unsealed.all(last ? last.lastSeq : 0n).map((r) => ({ seq: r.seq, canonical: new Uint8Array(r.canonical), receivedMs: Number(r.received_ms) }))
+  }
+
+  /**
+   * The leaves of a batch's readings, in seq order: the blob stored with the
+   * batch, or (for a batch stored before leaves were kept per batch) hashed
+   * from its readings. Throws when neither is there.
+   */
+  batchLeaves(b: BatchRow): Uint8Array[] {
+    const blob = this.#s.batchLeaves.get(b.id)?.leaves
+    if (blob && blob.length === 32 * b.count) {
+      const all = new Uint8Array(blob)
+      return Array.from({ length: b.count }, (_, i) => all.subarray(32 * i, 32 * i + 32))
+    }
+    const rows = this.#s.canonicalsInRange.all(b.firstSeq, b.lastSeq)
+    if (rows.length !== b.count) throw new FieldproofError('NOT_FOUND', `batch ${b.id}: ${rows.length} of its ${b.count} readings are in the store`)
+    return rows.map((r) => leafOf(r.seq, new Uint8Array(r.canonical)))
   }
 
   /** The newest device-signed reading's counter and seq for a device (written with the reading). */
@@ -434,7 +486,7 @@ export class Store {
 
   // --- batches ------------------------------------------------------------
 
-  insertBatch(b: BatchRow): void {
+  insertBatch(b: NewBatchRow): void {
     this.#check()
     this.db.transaction(() => this.#writeBatch(b)).immediate()
   }
@@ -443,7 +495,7 @@ export class Store {
    * insertReadings and then insertBatch, in one transaction (one fsync): a
    * group commit that completes a batch stores both, or neither.
    */
-  insertReadingsAndBatch(rows: readonly ReadingRow[], b: BatchRow): void {
+  insertReadingsAndBatch(rows: readonly NewReadingRow[], b: NewBatchRow): void {
     this.#check()
     this.db.transaction(() => {
       this.#insertTx(rows)
@@ -451,7 +503,7 @@ export class Store {
     }).immediate()
   }
 
-  #writeBatch(b: BatchRow): void {
+  #writeBatch(b: NewBatchRow): void {
     this.#s.insertBatch.run({ ...b, sealedAtMs: b.sealedAtMs })
     this.#s.setMeta.run('last_batch_id', b.id.toString())
     // Kept in meta too, so the chain continues even after every batch row was pruned.
