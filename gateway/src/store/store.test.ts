@@ -23,6 +23,17 @@ function row(seq: bigint, r: Reading): ReadingRow {
   return { seq, deviceId: r.deviceId, source: r.source, receivedMs: r.received.wallMs, canonical, leaf: leafHash(seq, canonical), counter: r.auth.kind === 'device-signature' ? r.auth.counter : undefined }
 }
 
+/** A database file at schema `version`, written by the migrations up to it (as an older gateway left it). */
+function databaseAt(path: string, version: number): Database.Database {
+  const db = new Database(path)
+  db.pragma('journal_mode = WAL')
+  for (const m of MIGRATIONS.filter((m) => m.version <= version)) {
+    db.exec(m.sql)
+    db.pragma(`user_version = ${m.version}`)
+  }
+  return db
+}
+
 /** WAL frames (pages) written by one call, from an empty WAL. */
 function pagesWritten(t: Test, store: Store, write: () => void): number {
   store.checkpoint()
@@ -164,12 +175,7 @@ t.test('filtered pages examine a bounded number of readings and their cursors re
 
 t.test('schema version 3 migrates: counters from the newest signed readings, no per-device index, last seq kept', async (t) => {
   const path = join(t.testdir(), 'fieldproof.db')
-  const db = new Database(path)
-  db.pragma('journal_mode = WAL')
-  for (const m of MIGRATIONS.filter((m) => m.version <= 3)) {
-    db.exec(m.sql)
-    db.pragma(`user_version = ${m.version}`)
-  }
+  const db = databaseAt(path, 3)
   const ins = db.prepare('INSERT INTO readings (seq, device_id, source, received_ms, canonical, leaf) VALUES (?, ?, ?, ?, ?, ?)')
   const put = (seq: number, r: Reading) => ins.run(seq, r.deviceId, r.source, r.received.wallMs, encodeReading(r), leafHash(BigInt(seq), encodeReading(r)))
   db.prepare("INSERT INTO devices (id, kind, config, created_ms) VALUES ('s1', 'signed', '{}', 1), ('s2', 'signed', '{}', 1), ('u1', 'mqtt', '{}', 1)").run()
@@ -232,12 +238,7 @@ t.test('a batch stores its leaves once; batchLeaves reads them, or hashes the re
 
 t.test('schema version 4 migrates to 5: leaves leave the readings rows and are hashed for the batches stored before', async (t) => {
   const path = join(t.testdir(), 'fieldproof.db')
-  const db = new Database(path)
-  db.pragma('journal_mode = WAL')
-  for (const m of MIGRATIONS.filter((m) => m.version <= 4)) {
-    db.exec(m.sql)
-    db.pragma(`user_version = ${m.version}`)
-  }
+  const db = databaseAt(path, 4)
   const ins = db.prepare('INSERT INTO readings (seq, device_id, source, received_ms, canonical, leaf) VALUES (?, ?, ?, ?, ?, ?)')
   const rows = Array.from({ length: 6 }, (_, i) => row(BigInt(i + 1), reading(i)))
   for (const r of rows) ins.run(r.seq, r.deviceId, r.source, r.receivedMs, r.canonical, r.leaf)
