@@ -6,7 +6,7 @@
 import Database from 'better-sqlite3'
 import { mkdirSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
-import { leafHashInto } from '../core/canonical.ts'
+import { leafHash } from '../core/canonical.ts'
 import { FieldproofError } from '../core/errors.ts'
 import type { Hex } from '../core/types.ts'
 import { MIGRATIONS, SCHEMA_VERSION } from './migrations.ts'
@@ -127,13 +127,6 @@ interface RawBatch {
   signature: Buffer; gateway: string; sealed_at_ms: bigint; bytes: bigint
 }
 
-/** leafHash(seq, canonical) */
-const leafOf = (seq: bigint, canonical: Uint8Array): Uint8Array => {
-  const out = new Uint8Array(32)
-  leafHashInto(seq, canonical, out, 0)
-  return out
-}
-
 const toReading = (r: RawReading): ReadingRow => {
   const canonical = new Uint8Array(r.canonical)
   let leaf: Uint8Array | undefined
@@ -144,7 +137,7 @@ const toReading = (r: RawReading): ReadingRow => {
     receivedMs: Number(r.received_ms),
     canonical,
     get leaf() {
-      return (leaf ??= leafOf(r.seq, canonical))
+      return (leaf ??= leafHash(r.seq, canonical))
     },
   }
 }
@@ -405,7 +398,7 @@ export class Store {
     }
     const rows = this.#s.canonicalsInRange.all(b.firstSeq, b.lastSeq)
     if (rows.length !== b.count) throw new FieldproofError('NOT_FOUND', `batch ${b.id}: ${rows.length} of its ${b.count} readings are in the store`)
-    return rows.map((r) => leafOf(r.seq, new Uint8Array(r.canonical)))
+    return rows.map((r) => leafHash(r.seq, new Uint8Array(r.canonical)))
   }
 
   /** The newest device-signed reading's counter and seq for a device (written with the reading). */
